@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): start a real Docker Engine, build the
+# test images, check formatting and lints, then run the whole test suite against
+# the engine. Extra arguments go to `cargo test`, e.g. scripts/test.sh -- --test-threads=4
+# Never skips the Docker-backed tests: exits non-zero when Docker cannot be started.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# rustfmt/clippy: use them if present; otherwise try rustup (needs network).
+ensure_cargo_tool() { # $1 = rustup component, $2 = cargo subcommand
+    cargo "$2" --version >/dev/null 2>&1 && return 0
+    if command -v rustup >/dev/null 2>&1; then
+        step "installing rustup component $1"
+        rustup component add "$1" || die "cargo $2 is missing and 'rustup component add $1' failed"
+        cargo "$2" --version >/dev/null 2>&1 && return 0
+    fi
+    die "cargo $2 is not available (install the $1 component: rustup component add $1)"
+}
+
+step "Docker Engine"
+scripts/docker-up.sh || die "could not start a Docker Engine; the integration tests need one"
+
+export LOG_CAPTURER_TEST_IMAGE="${LOG_CAPTURER_TEST_IMAGE:-log-capturer-test/busybox:latest}"
+step "test images ($LOG_CAPTURER_TEST_IMAGE)"
+scripts/build-test-images.sh || die "could not build the test images"
+
+ensure_cargo_tool rustfmt fmt
+ensure_cargo_tool clippy clippy
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test $*"
+cargo test "$@"

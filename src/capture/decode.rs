@@ -1,0 +1,349 @@
+//! Turns the bytes of one container's logs body into lines with exact positions, without
+//! I/O: frame demux (or TTY messages), timestamp split, resume skipping, per-stream merge.
+//!
+//! Positions count frames: `(time, n)` means every frame up to the n-th one stamped `time`
+//! was consumed. A line's position is the last frame it used, but never past the first
+//! frame of a line still being assembled on the other stream, so resuming from any
+//! emitted position loses nothing.
+
+use super::merge::{Line, LineMerger};
+use super::record::{Position, Stream};
+use super::timestamp::Timestamp;
+use crate::docker::frame::{FrameBuffer, FrameError, StreamKind};
+
+/// Bound of one frame's payload: Docker's are 16 KiB plus a timestamp.
+const MAX_FRAME: usize = 1 << 20;
+
+/// Something other than a line that the caller should know about.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// A stdcopy type-3 frame: the daemon reports an error in-band.
+    DaemonError(String),
+    /// A frame whose text did not start with a timestamp; skipped.
+    BadTimestamp,
+    /// A frame skipped because it was delivered before the resume point.
+    DuplicateSkipped,
+    /// Several pieces were merged into one line.
+    Merged,
+}
+
+/// What the decoder hands out.
+pub enum Output {
+    Line(Stream, Line, Position),
+    Notice(Notice),
+}
+
+/// Decoding state of one container's log, kept across reconnects.
+pub struct LogDecoder {
+    tty: bool,
+    frames: FrameBuffer,
+    state: State,
+}
+
+/// Everything but the byte buffer, so frames can be borrowed from the buffer while the
+/// state changes.
+struct State {
+    mergers: [LineMerger; 2],
+    /// Last frame consumed.
+    pos: Option<Position>,
+    /// Position of the last frame of the current body, counted from the body's start.
+    counting: Option<Position>,
+    /// Resume point: frames at or before it were delivered already.
+    skip: Option<Position>,
+    /// Position just before the first piece of each stream's pending line.
+    pending_start: [Option<Position>; 2],
+}
+
+fn idx(s: Stream) -> usize {
+    match s {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
+}
+
+impl LogDecoder {
+    pub fn new(tty: bool, max_line_bytes: usize, resume: Option<Position>) -> LogDecoder {
+        LogDecoder {
+            tty,
+            frames: FrameBuffer::new(64 * 1024, MAX_FRAME),
+            state: State {
+                mergers: [
+                    LineMerger::new(max_line_bytes, tty),
+                    LineMerger::new(max_line_bytes, tty),
+                ],
+                pos: resume,
+                counting: None,
+                skip: resume,
+                pending_start: [None, None],
+            },
+        }
+    }
+
+    /// The last frame consumed (where a reconnect resumes).
+    pub fn position(&self) -> Option<Position> {
+        self.state.pos
+    }
+
+    /// Before a new request: resume after the last consumed frame, dropping any torn
+    /// bytes of the old body.
+    pub fn restart(&mut self) {
+        self.frames.clear();
+        self.state.skip = self.state.pos;
+        self.state.counting = None;
+    }
+
+    pub fn buffer(&mut self) -> &mut FrameBuffer {
+        &mut self.frames
+    }
+
+    /// Decodes every complete frame buffered so far. With `at_eof`, a TTY body's last
+    /// unterminated message counts too.
+    pub fn drain(&mut self, at_eof: bool, out: &mut impl FnMut(Output)) -> Result<(), FrameError> {
+        loop {
+            let (kind, payload) = if self.tty {
+                match self.frames.next_tty_message(at_eof) {
+                    Some(p) => (StreamKind::Stdout, p),
+                    None => return Ok(()),
+                }
+            } else {
+                match self.frames.next_frame()? {
+                    Some(f) => f,
+                    None => return Ok(()),
+                }
+            };
+            self.state.frame(kind, payload, out);
+        }
+    }
+
+    /// At the end of the log: hands out text left without a newline.
+    pub fn flush(&mut self, out: &mut impl FnMut(Output)) {
+        self.state.flush(out)
+    }
+}
+
+impl State {
+    fn frame(&mut self, kind: StreamKind, payload: &[u8], out: &mut impl FnMut(Output)) {
+        let stream = match kind {
+            StreamKind::Stdout => Stream::Stdout,
+            StreamKind::Stderr => Stream::Stderr,
+            StreamKind::System => {
+                let text = String::from_utf8_lossy(payload).trim_end().to_string();
+                out(Output::Notice(Notice::DaemonError(text)));
+                return;
+            }
+        };
+        if payload.is_empty() {
+            return;
+        }
+        let Ok((time, text)) = Timestamp::split_prefix(payload) else {
+            out(Output::Notice(Notice::BadTimestamp));
+            return;
+        };
+        // Count like a body requested with since=<anchor> would be counted: the anchor is
+        // the newest time seen, n the frames at it; older frames keep the position.
+        let pos = match self.counting {
+            Some(c) if time == c.time => Position {
+                time,
+                frames_at_time: c.frames_at_time + 1,
+            },
+            Some(c) if time < c.time => c,
+            _ => Position {
+                time,
+                frames_at_time: 1,
+            },
+        };
+        self.counting = Some(pos);
+        if let Some(skip) = self.skip {
+            if (pos.time, pos.frames_at_time) <= (skip.time, skip.frames_at_time) {
+                out(Output::Notice(Notice::DuplicateSkipped));
+                return;
+            }
+            self.skip = None;
+        }
+        let before = self.pos;
+        self.pos = Some(pos);
+        let i = idx(stream);
+        if !self.mergers[i].has_pending() {
+            self.pending_start[i] = Some(before.unwrap_or(Position {
+                time,
+                frames_at_time: 0,
+            }));
+        }
+        let other = self.pending_start[1 - i].filter(|_| self.mergers[1 - i].has_pending());
+        self.mergers[i].push(time, text, |line| {
+            if line.pieces > 1 {
+                out(Output::Notice(Notice::Merged));
+            }
+            out(Output::Line(stream, line, clamp(pos, other)));
+        });
+        if !self.mergers[i].has_pending() {
+            self.pending_start[i] = None;
+        }
+    }
+
+    fn flush(&mut self, out: &mut impl FnMut(Output)) {
+        let pos = self.pos.unwrap_or_default();
+        for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+            if let Some(line) = self.mergers[i].flush() {
+                self.pending_start[i] = None;
+                if line.pieces > 1 {
+                    out(Output::Notice(Notice::Merged));
+                }
+                out(Output::Line(stream, line, pos));
+            }
+        }
+    }
+}
+
+fn clamp(pos: Position, limit: Option<Position>) -> Position {
+    match limit {
+        Some(l) if (l.time, l.frames_at_time) < (pos.time, pos.frames_at_time) => l,
+        _ => pos,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind, 0, 0, 0];
+        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn run(
+        d: &mut LogDecoder,
+        bytes: &[u8],
+        eof: bool,
+    ) -> (Vec<(Stream, String, Position)>, Vec<Notice>) {
+        d.buffer().extend(bytes);
+        let (mut lines, mut notices) = (Vec::new(), Vec::new());
+        let mut sink = |o: Output| match o {
+            Output::Line(s, l, p) => lines.push((s, String::from_utf8(l.text).unwrap(), p)),
+            Output::Notice(n) => notices.push(n),
+        };
+        d.drain(eof, &mut sink).unwrap();
+        if eof {
+            d.flush(&mut sink);
+        }
+        (lines, notices)
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn frames_to_lines_with_positions() {
+        let bytes = [
+            frame(1, b"2026-01-01T00:00:01Z a\n"),
+            frame(2, b"2026-01-01T00:00:01Z b\n"),
+            frame(1, b"2026-01-01T00:00:02.5Z c\n"),
+        ]
+        .concat();
+        let mut d = LogDecoder::new(false, 1024, None);
+        let (lines, notices) = run(&mut d, &bytes, false);
+        assert!(notices.is_empty());
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1].0, Stream::Stderr);
+        assert_eq!(
+            lines[1].2,
+            Position {
+                time: ts("2026-01-01T00:00:01Z"),
+                frames_at_time: 2
+            }
+        );
+        assert_eq!(lines[2].1, "c");
+    }
+
+    #[test]
+    fn resume_skips_exactly_the_delivered_frames() {
+        let t = "2026-01-01T00:00:01Z";
+        let bytes = [
+            frame(1, format!("{t} one\n").as_bytes()),
+            frame(1, format!("{t} two\n").as_bytes()),
+            frame(1, format!("{t} three\n").as_bytes()),
+            frame(1, b"2026-01-01T00:00:03Z four\n"),
+        ]
+        .concat();
+        let resume = Position {
+            time: ts(t),
+            frames_at_time: 2,
+        };
+        let mut d = LogDecoder::new(false, 1024, Some(resume));
+        let (lines, notices) = run(&mut d, &bytes, false);
+        let texts: Vec<_> = lines.iter().map(|l| l.1.as_str()).collect();
+        assert_eq!(texts, vec!["three", "four"]);
+        assert_eq!(
+            notices,
+            vec![Notice::DuplicateSkipped, Notice::DuplicateSkipped]
+        );
+    }
+
+    #[test]
+    fn pending_partial_holds_back_the_other_streams_position() {
+        let t1 = "2026-01-01T00:00:01Z";
+        let piece = format!("{t1} {}", "x".repeat(16 * 1024));
+        let bytes = [
+            frame(1, piece.as_bytes()),
+            frame(2, b"2026-01-01T00:00:02Z err\n"),
+            frame(1, format!("{t1} end\n").as_bytes()),
+        ]
+        .concat();
+        let mut d = LogDecoder::new(false, 1 << 20, None);
+        let (lines, notices) = run(&mut d, &bytes, false);
+        assert_eq!(lines[0].1, "err");
+        // Resuming from the stderr line's position must re-read the stdout piece.
+        assert_eq!(
+            lines[0].2,
+            Position {
+                time: ts(t1),
+                frames_at_time: 0
+            }
+        );
+        assert_eq!(lines[1].1.len(), 16 * 1024 + 3);
+        // The late piece is older than the newest frame: the position stays at the newest.
+        assert_eq!(
+            lines[1].2,
+            Position {
+                time: ts("2026-01-01T00:00:02Z"),
+                frames_at_time: 1
+            }
+        );
+        assert_eq!(notices, vec![Notice::Merged]);
+    }
+
+    #[test]
+    fn tty_crlf_and_final_text() {
+        let mut d = LogDecoder::new(true, 1024, None);
+        let (lines, _) = run(
+            &mut d,
+            b"2026-01-01T00:00:01Z hi\r\n2026-01-01T00:00:02Z bye",
+            true,
+        );
+        let texts: Vec<_> = lines.iter().map(|l| l.1.as_str()).collect();
+        assert_eq!(texts, vec!["hi", "bye"]);
+    }
+
+    #[test]
+    fn garbage_and_daemon_errors_are_notices() {
+        let bytes = [
+            frame(3, b"could not read log\n"),
+            frame(1, b"no timestamp here\n"),
+            frame(1, b""),
+        ]
+        .concat();
+        let mut d = LogDecoder::new(false, 1024, None);
+        let (lines, notices) = run(&mut d, &bytes, false);
+        assert!(lines.is_empty());
+        assert_eq!(
+            notices,
+            vec![
+                Notice::DaemonError("could not read log".into()),
+                Notice::BadTimestamp
+            ]
+        );
+    }
+}

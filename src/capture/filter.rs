@@ -1,0 +1,230 @@
+//! Which containers are followed: glob filters on name, labels and image (exclude wins),
+//! the `log-capturer.exclude=true` label, and our own container. Also which label keys
+//! are copied into records. Pure.
+
+use std::collections::BTreeMap;
+
+/// A container as the filters see it.
+pub struct Candidate<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub image: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+/// Label that opts a container out of capture.
+pub const EXCLUDE_LABEL: &str = "log-capturer.exclude";
+
+/// The compiled `[containers]` filters.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub include_names: Vec<String>,
+    pub exclude_names: Vec<String>,
+    pub include_labels: Vec<String>,
+    pub exclude_labels: Vec<String>,
+    pub include_images: Vec<String>,
+    pub record_labels: Vec<String>,
+    /// Our own container ID, when we run inside one.
+    pub own_id: Option<String>,
+}
+
+impl Filter {
+    /// Whether to follow this container.
+    pub fn accepts(&self, c: &Candidate) -> bool {
+        if let Some(own) = &self.own_id {
+            if !own.is_empty() && c.id.starts_with(own.as_str()) {
+                return false;
+            }
+        }
+        if c.labels.get(EXCLUDE_LABEL).map(String::as_str) == Some("true") {
+            return false;
+        }
+        if any_glob(&self.exclude_names, c.name)
+            || self
+                .exclude_labels
+                .iter()
+                .any(|l| label_matches(l, c.labels))
+        {
+            return false;
+        }
+        let names_ok = self.include_names.is_empty() || any_glob(&self.include_names, c.name);
+        let labels_ok = self.include_labels.is_empty()
+            || self
+                .include_labels
+                .iter()
+                .any(|l| label_matches(l, c.labels));
+        let images_ok = self.include_images.is_empty() || any_glob(&self.include_images, c.image);
+        names_ok && labels_ok && images_ok
+    }
+
+    /// The labels copied into each record.
+    pub fn record_labels(&self, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        labels
+            .iter()
+            .filter(|(k, _)| any_glob(&self.record_labels, k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn any_glob(patterns: &[String], s: &str) -> bool {
+    patterns.iter().any(|p| glob(p, s))
+}
+
+/// `"key"` (present) or `"key=glob"`.
+fn label_matches(spec: &str, labels: &BTreeMap<String, String>) -> bool {
+    match spec.split_once('=') {
+        Some((key, pattern)) => labels.get(key).is_some_and(|v| glob(pattern, v)),
+        None => labels.contains_key(spec),
+    }
+}
+
+/// Shell-style glob with `*` and `?` over characters; everything else is literal.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Our own container ID when running inside Docker, from the mount table (the
+/// `/etc/hostname` bind mount sits under `/containers/<id>/`).
+pub fn own_container_id() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    find_container_id(&text)
+}
+
+fn find_container_id(mountinfo: &str) -> Option<String> {
+    for line in mountinfo.lines() {
+        if !line.contains("/etc/hostname") {
+            continue;
+        }
+        let at = line.find("/containers/")? + "/containers/".len();
+        let id: String = line[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        if id.len() == 64 {
+            return Some(id);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", ""));
+        assert!(glob("web-*", "web-1"));
+        assert!(!glob("web-*", "db-1"));
+        assert!(glob("a?c", "abc"));
+        assert!(glob("*a*b*", "xxaxxbxx"));
+        assert!(!glob("*a*b", "xxaxxbxx"));
+        assert!(glob("exact", "exact"));
+        assert!(glob("é*", "éa"));
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn include_exclude() {
+        let l = labels(&[("app", "web"), ("tier", "front")]);
+        let c = Candidate {
+            id: "abc",
+            name: "web-1",
+            image: "nginx:1",
+            labels: &l,
+        };
+        let mut f = Filter::default();
+        assert!(f.accepts(&c));
+        f.include_names = vec!["web-*".into()];
+        assert!(f.accepts(&c));
+        f.exclude_labels = vec!["tier=fr*".into()];
+        assert!(!f.accepts(&c), "exclude wins");
+        f.exclude_labels.clear();
+        f.include_labels = vec!["missing".into()];
+        assert!(!f.accepts(&c));
+        f.include_labels = vec!["app".into()];
+        f.include_images = vec!["nginx:*".into()];
+        assert!(f.accepts(&c));
+        f.include_images = vec!["redis*".into()];
+        assert!(!f.accepts(&c));
+    }
+
+    #[test]
+    fn opt_out_label_and_own_container() {
+        let l = labels(&[(EXCLUDE_LABEL, "true")]);
+        let f = Filter::default();
+        assert!(!f.accepts(&Candidate {
+            id: "a",
+            name: "x",
+            image: "i",
+            labels: &l
+        }));
+        let none = BTreeMap::new();
+        let f = Filter {
+            own_id: Some("abcd".into()),
+            ..Filter::default()
+        };
+        assert!(!f.accepts(&Candidate {
+            id: "abcdef",
+            name: "x",
+            image: "i",
+            labels: &none
+        }));
+        assert!(f.accepts(&Candidate {
+            id: "ffff",
+            name: "x",
+            image: "i",
+            labels: &none
+        }));
+    }
+
+    #[test]
+    fn record_label_selection() {
+        let f = Filter {
+            record_labels: vec!["com.docker.compose.*".into()],
+            ..Filter::default()
+        };
+        let l = labels(&[("com.docker.compose.service", "web"), ("other", "x")]);
+        assert_eq!(
+            f.record_labels(&l),
+            labels(&[("com.docker.compose.service", "web")])
+        );
+    }
+
+    #[test]
+    fn own_id_from_mountinfo() {
+        let id = "a".repeat(64);
+        let text = format!(
+            "1 2 0:1 / / rw - overlay overlay rw\n\
+             3 4 8:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/sda1 rw\n"
+        );
+        assert_eq!(find_container_id(&text), Some(id));
+        assert_eq!(find_container_id("1 2 0:1 / / rw\n"), None);
+    }
+}

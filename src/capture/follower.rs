@@ -1,0 +1,309 @@
+//! One follower thread per container: it owns its logs stream (dropped = closed), decodes
+//! it into records, and pushes them into the bounded queue (blocking when full). A
+//! transport error reconnects with backoff from the last consumed frame; a clean end of
+//! stream means the container stopped, and is followed by one non-follow re-read because
+//! the daemon can drop the final chunk from a follow stream. The follower's final state
+//! comes back through `join()`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use parking_lot::RwLock;
+
+use super::decode::{LogDecoder, Notice, Output};
+use super::record::{ContainerMeta, Position, Record};
+use super::streams::StreamStats;
+use super::timestamp::Timestamp;
+use crate::docker::client::{BodyStream, DockerClient, LogsQuery, ReadOutcome};
+use crate::docker::error::DockerError;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// Where a follower starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartFrom {
+    Beginning,
+    /// Resume after an acknowledged or produced position.
+    After(Position),
+    /// Only lines stamped at or after this time.
+    Since(Timestamp),
+    /// The last N lines, then follow.
+    Tail(u64),
+}
+
+/// Why a follower ended (the `reason` label of `stream_ends_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The stream ended cleanly: the container stopped.
+    Eof,
+    /// The container is gone (404) or being removed (409).
+    Gone,
+    /// Capturer shutdown or the supervisor stopped it.
+    Stopped,
+    /// The queue's consumer is gone.
+    QueueClosed,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Eof => "eof",
+            EndReason::Gone => "gone",
+            EndReason::Stopped => "stopped",
+            EndReason::QueueClosed => "queue_closed",
+        }
+    }
+}
+
+/// What `join()` returns.
+#[derive(Debug)]
+pub struct FollowerOutcome {
+    pub reason: EndReason,
+    /// Last frame consumed (records up to it are in the queue).
+    pub position: Option<Position>,
+}
+
+/// Everything a follower needs.
+pub struct Follower {
+    pub client: Arc<DockerClient>,
+    pub meta: Arc<RwLock<Arc<ContainerMeta>>>,
+    pub tty: bool,
+    pub start: StartFrom,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub max_line_bytes: usize,
+    pub tx: Sender<Record>,
+    pub metrics: Arc<Metrics>,
+    pub stats: Arc<StreamStats>,
+    pub shutdown: Shutdown,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How one request's body ended.
+enum BodyEnd {
+    Eof,
+    Error(DockerError),
+    Stopped,
+    QueueClosed,
+}
+
+impl Follower {
+    fn stopping(&self) -> bool {
+        self.shutdown.is_triggered() || self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn run(self) -> FollowerOutcome {
+        let resume = match self.start {
+            StartFrom::After(p) => Some(p),
+            _ => None,
+        };
+        let mut dec = LogDecoder::new(self.tty, self.max_line_bytes, resume);
+        let mut backoff = Duration::from_millis(100);
+        let mut first = true;
+        let reason = loop {
+            if self.stopping() {
+                break EndReason::Stopped;
+            }
+            let query = self.query(&dec, first, true);
+            let end = match self.client.logs(self.meta.read().id.as_str(), &query) {
+                Ok(body) => {
+                    first = false;
+                    self.stats.set_state("following");
+                    backoff = Duration::from_millis(100);
+                    self.pump(body, &mut dec)
+                }
+                Err(e) => BodyEnd::Error(e),
+            };
+            match end {
+                BodyEnd::Eof => break self.finish(&mut dec),
+                BodyEnd::Stopped => break EndReason::Stopped,
+                BodyEnd::QueueClosed => break EndReason::QueueClosed,
+                BodyEnd::Error(e) if e.is_not_found() || e.is_conflict() => {
+                    // Deliver what was read; the container is gone.
+                    let _ = self.emit_flush(&mut dec);
+                    break EndReason::Gone;
+                }
+                BodyEnd::Error(_) if self.stopping() => break EndReason::Stopped,
+                BodyEnd::Error(e) => {
+                    log::warn!(
+                        "follower {}: {e}; reconnecting in {backoff:?}",
+                        self.meta.read().id.short()
+                    );
+                    self.stats.set_state("reconnecting");
+                    self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    dec.restart();
+                    if self.shutdown.wait_timeout(jitter(backoff)) {
+                        break EndReason::Stopped;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        self.stats.set_state(reason.as_str());
+        FollowerOutcome {
+            reason,
+            position: dec.position(),
+        }
+    }
+
+    /// After a clean EOF: re-read once without follow from the last consumed frame, then
+    /// hand out text left without a newline.
+    fn finish(&self, dec: &mut LogDecoder) -> EndReason {
+        dec.restart();
+        let query = self.query(dec, false, false);
+        match self.client.logs(self.meta.read().id.as_str(), &query) {
+            Ok(body) => match self.pump(body, dec) {
+                BodyEnd::QueueClosed => return EndReason::QueueClosed,
+                BodyEnd::Error(e) => log::debug!("follower: final re-read: {e}"),
+                BodyEnd::Eof | BodyEnd::Stopped => {}
+            },
+            Err(e) => log::debug!("follower: final re-read: {e}"),
+        }
+        match self.emit_flush(dec) {
+            Ok(()) => EndReason::Eof,
+            Err(()) => EndReason::QueueClosed,
+        }
+    }
+
+    fn query(&self, dec: &LogDecoder, first: bool, follow: bool) -> LogsQuery {
+        let mut q = LogsQuery {
+            follow,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            since: None,
+            tail: None,
+        };
+        match (dec.position(), first, self.start) {
+            (Some(p), _, _) => q.since = Some(p.time.to_since_param()),
+            (None, true, StartFrom::Since(t)) => q.since = Some(t.to_since_param()),
+            (None, true, StartFrom::Tail(n)) => q.tail = Some(n.to_string()),
+            _ => {}
+        }
+        q
+    }
+
+    /// Reads one body to its end (or error, or stop).
+    fn pump(&self, mut body: BodyStream, dec: &mut LogDecoder) -> BodyEnd {
+        loop {
+            let outcome = body.read(dec.buffer().spare());
+            match outcome {
+                Ok(ReadOutcome::Data(n)) => {
+                    dec.buffer().filled(n);
+                    if let Err(e) = self.drain(dec, false) {
+                        return e;
+                    }
+                }
+                Ok(ReadOutcome::TimedOut) => {
+                    if self.stopping() {
+                        return BodyEnd::Stopped;
+                    }
+                }
+                Ok(ReadOutcome::Eof) => {
+                    return match self.drain(dec, true) {
+                        Err(e) => e,
+                        Ok(()) => BodyEnd::Eof,
+                    };
+                }
+                Err(e) => return BodyEnd::Error(e),
+            }
+        }
+    }
+
+    fn drain(&self, dec: &mut LogDecoder, at_eof: bool) -> Result<(), BodyEnd> {
+        let mut closed = false;
+        let meta = self.meta.read().clone();
+        let result = dec.drain(at_eof, &mut |o| {
+            if !closed && !self.output(&meta, o) {
+                closed = true;
+            }
+        });
+        if closed {
+            return Err(BodyEnd::QueueClosed);
+        }
+        result.map_err(|e| {
+            log::warn!("follower {}: {e}", meta.id.short());
+            BodyEnd::Error(DockerError::Protocol {
+                endpoint: crate::metrics::Endpoint::Logs,
+                message: format!("corrupt logs stream: {e}"),
+            })
+        })
+    }
+
+    fn emit_flush(&self, dec: &mut LogDecoder) -> Result<(), ()> {
+        let meta = self.meta.read().clone();
+        let mut ok = true;
+        dec.flush(&mut |o| ok &= self.output(&meta, o));
+        if ok {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// Handles one decoder output; false when the queue is closed.
+    fn output(&self, meta: &Arc<ContainerMeta>, o: Output) -> bool {
+        match o {
+            Output::Line(stream, line, position) => {
+                if line.truncated {
+                    self.metrics.lines_truncated.inc();
+                }
+                let message = match String::from_utf8(line.text) {
+                    Ok(s) => s,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                };
+                self.metrics
+                    .records
+                    .with_label_values(&[stream.as_str()])
+                    .inc();
+                self.metrics.bytes.inc_by(message.len() as u64);
+                self.stats.records.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes
+                    .fetch_add(message.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .last_time
+                    .store(line.time.as_nanos(), Ordering::Relaxed);
+                let record = Record {
+                    time: line.time,
+                    stream,
+                    message,
+                    truncated: line.truncated,
+                    meta: meta.clone(),
+                    position,
+                };
+                self.tx.send(record).is_ok()
+            }
+            Output::Notice(Notice::DaemonError(text)) => {
+                self.metrics.daemon_error_frames.inc();
+                log::warn!("follower {}: daemon reports: {text}", meta.id.short());
+                true
+            }
+            Output::Notice(Notice::BadTimestamp) => {
+                log::warn!(
+                    "follower {}: frame without timestamp skipped",
+                    meta.id.short()
+                );
+                true
+            }
+            Output::Notice(Notice::DuplicateSkipped) => {
+                self.metrics.duplicates_skipped.inc();
+                true
+            }
+            Output::Notice(Notice::Merged) => {
+                self.metrics.partial_lines_merged.inc();
+                true
+            }
+        }
+    }
+}
+
+/// Backoff with up to +50% jitter, so reconnects of many followers spread out.
+pub fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    d + d.mul_f64(f64::from(nanos % 500) / 1000.0)
+}

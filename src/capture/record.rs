@@ -1,0 +1,194 @@
+//! The record: one logical line with its container metadata and its stream position,
+//! serialised as one JSON object with SPEC §4's field order.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::timestamp::Timestamp;
+
+/// A Docker container ID (64 hex characters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerId(Arc<str>);
+
+impl ContainerId {
+    pub fn new(id: &str) -> ContainerId {
+        ContainerId(Arc::from(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 12-character form the docker CLI shows.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `stdout` or `stderr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// What every record of one container carries. Replaced (not mutated) on rename.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerMeta {
+    pub id: ContainerId,
+    pub name: String,
+    pub image: String,
+    /// Already filtered by `containers.record_labels`.
+    pub labels: BTreeMap<String, String>,
+    pub host: Arc<str>,
+}
+
+/// Where a record sits in its container's log: the Docker time of its last frame and how
+/// many frames with exactly that time had been read up to and including it. Resuming
+/// with `since=time` (inclusive) skips `frames_at_time` frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub time: Timestamp,
+    pub frames_at_time: u32,
+}
+
+/// One line on its way to the sinks.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub time: Timestamp,
+    pub stream: Stream,
+    pub message: String,
+    pub truncated: bool,
+    pub meta: Arc<ContainerMeta>,
+    pub position: Position,
+}
+
+impl Record {
+    /// Appends the record as one JSON line (with the trailing `\n`).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut time = String::with_capacity(32);
+        self.time.write_rfc3339(&mut time);
+        out.extend_from_slice(b"{\"time\":\"");
+        out.extend_from_slice(time.as_bytes());
+        out.extend_from_slice(b"\",\"stream\":\"");
+        out.extend_from_slice(self.stream.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        write_str(out, &self.message);
+        if self.truncated {
+            out.extend_from_slice(b",\"truncated\":true");
+        }
+        out.extend_from_slice(b",\"container_id\":");
+        write_str(out, self.meta.id.as_str());
+        out.extend_from_slice(b",\"container_name\":");
+        write_str(out, &self.meta.name);
+        out.extend_from_slice(b",\"image\":");
+        write_str(out, &self.meta.image);
+        out.extend_from_slice(b",\"labels\":{");
+        for (i, (k, v)) in self.meta.labels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            write_str(out, v);
+        }
+        out.extend_from_slice(b"},\"host\":");
+        write_str(out, &self.meta.host);
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// Rough in-memory size, for batch byte limits.
+    pub fn approx_bytes(&self) -> usize {
+        self.message.len() + 160
+    }
+}
+
+/// Writes a JSON string literal, escaping per RFC 8259.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(message: &str, truncated: bool) -> Record {
+        let mut labels = BTreeMap::new();
+        labels.insert("com.docker.compose.service".to_string(), "web".to_string());
+        Record {
+            time: Timestamp::parse(b"2026-11-26T17:55:29.376306023Z").unwrap(),
+            stream: Stream::Stdout,
+            message: message.to_string(),
+            truncated,
+            meta: Arc::new(ContainerMeta {
+                id: ContainerId::new("3d45"),
+                name: "web-1".into(),
+                image: "nginx:1.27".into(),
+                labels,
+                host: Arc::from("node-7"),
+            }),
+            position: Position::default(),
+        }
+    }
+
+    #[test]
+    fn field_order_matches_spec() {
+        let mut out = Vec::new();
+        record("GET / 200", false).write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"time\":\"2026-11-26T17:55:29.376306023Z\",\"stream\":\"stdout\",\"message\":\"GET / 200\",\
+             \"container_id\":\"3d45\",\"container_name\":\"web-1\",\"image\":\"nginx:1.27\",\
+             \"labels\":{\"com.docker.compose.service\":\"web\"},\"host\":\"node-7\"}\n"
+        );
+    }
+
+    #[test]
+    fn escaping_and_truncated_flag() {
+        let mut out = Vec::new();
+        record("a\"b\\c\td\u{1}é\u{fffd}", true).write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["message"], "a\"b\\c\td\u{1}é\u{fffd}");
+        assert_eq!(v["truncated"], true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.find("\"truncated\"").unwrap() < text.find("\"container_id\"").unwrap());
+    }
+}

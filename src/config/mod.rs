@@ -1,0 +1,302 @@
+//! The configuration: typed sections read from an optional TOML file over built-in
+//! defaults (SPEC §3), then `LOG_CAPTURER_<SECTION>_<KEY>` and `DOCKER_HOST` overrides,
+//! then validated. Every error names the dotted key and the file or variable it came
+//! from; unknown keys and variables are errors, never ignored.
+//!
+//! # Layout
+//! - `sections.rs`: the section structs, `Initial`, `ReadFrom`, sinks, and defaults.
+//! - `units.rs`: `HumanDuration` and `ByteSize`, parsed and printed as strings.
+//! - `parse.rs`: TOML text to `Config`, blaming the exact key that fails.
+//! - `env.rs`: environment overrides.
+//! - `validate.rs`: checks of values that parse but cannot work.
+//! - `secret.rs`: keeping credentials out of `--check-config` output.
+//! - `error.rs`: `ConfigError`.
+
+mod env;
+mod error;
+mod parse;
+mod secret;
+mod sections;
+pub mod units;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use error::{ConfigError, Origin};
+pub use secret::{is_secret_key, Secret, REDACTED};
+pub use sections::{
+    ContainersConfig, DockerConfig, FileSinkConfig, FilesConfig, Initial, PipelineConfig,
+    PositionsConfig, ReadFrom, ServerConfig, SinkConfig, StdoutSinkConfig,
+};
+pub use units::{ByteSize, HumanDuration, InvalidValue};
+
+/// The whole configuration; `Default` is the documented `config/log-capturer.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub docker: DockerConfig,
+    pub containers: ContainersConfig,
+    pub files: FilesConfig,
+    pub positions: PositionsConfig,
+    pub pipeline: PipelineConfig,
+    pub server: ServerConfig,
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            docker: DockerConfig::default(),
+            containers: ContainersConfig::default(),
+            files: FilesConfig::default(),
+            positions: PositionsConfig::default(),
+            pipeline: PipelineConfig::default(),
+            server: ServerConfig::default(),
+            sinks: vec![SinkConfig::default()],
+        }
+    }
+}
+
+impl Config {
+    /// The configuration to run with: the file at `path` over the defaults (or the
+    /// defaults alone for `None`), then the process environment, then validated.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(path, process_env()?)
+    }
+
+    fn load_with(path: Option<&Path>, vars: Vec<(String, String)>) -> Result<Config, ConfigError> {
+        let (mut config, origin) = match path {
+            None => (Config::default(), Origin::Unknown),
+            Some(path) => {
+                let origin = Origin::File(path.display().to_string());
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(
+                        origin.clone(),
+                        None,
+                        format!("cannot read the config file: {e}"),
+                    )
+                })?;
+                let config =
+                    parse::parse_document(&text).map_err(|e| e.or_origin(|| origin.clone()))?;
+                (config, origin)
+            }
+        };
+        let applied = env::apply(&mut config, vars)?;
+        config.validate().map_err(|e| {
+            // A bad value set by a variable is blamed on the variable, not the file.
+            let var = applied.iter().find(|a| Some(a.key.as_str()) == e.key());
+            let origin = var.map_or(origin, |a| Origin::Env(a.var.clone()));
+            e.or_origin(|| origin)
+        })?;
+        Ok(config)
+    }
+
+    /// Parses and validates a TOML text; `origin` (usually the file name) is used in
+    /// error messages. The environment is not consulted.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let origin = || Origin::File(origin.to_owned());
+        let config = parse::parse_document(text).map_err(|e| e.or_origin(origin))?;
+        config.validate().map_err(|e| e.or_origin(origin))?;
+        Ok(config)
+    }
+
+    /// Applies `LOG_CAPTURER_<SECTION>_<KEY>` and `DOCKER_HOST` overrides found in
+    /// `vars`; other variables are ignored. Does not validate. On error, `self` is
+    /// unchanged and the error names the variable.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut updated = self.clone();
+        env::apply(&mut updated, vars)?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// Checks values that parse but cannot work; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::validate(self)
+    }
+
+    /// The effective configuration as TOML, for `--check-config`. It parses back to an
+    /// equal `Config`, except that credentials are printed as `"<redacted>"`.
+    pub fn to_toml(&self) -> String {
+        let text = match toml::to_string(self) {
+            Ok(text) => text,
+            Err(e) => return format!("# cannot print the configuration as TOML: {e}\n"),
+        };
+        // Second line of defence for a credential-named key not typed `Secret`: blank it
+        // and re-print, with alphabetical key order, which beats printing the credential.
+        let Ok(mut table) = text.parse::<toml::Table>() else {
+            return text;
+        };
+        if !secret::redact(&mut table) {
+            return text;
+        }
+        toml::to_string(&table)
+            .unwrap_or_else(|e| format!("# cannot print the configuration as TOML: {e}\n"))
+    }
+
+    /// The filesystem path of the Docker socket named by `docker.host`.
+    pub fn socket_path(&self) -> Result<PathBuf, ConfigError> {
+        validate::socket_path(&self.docker.host)
+    }
+}
+
+/// The process environment as strings. A variable of ours that is not UTF-8 is an
+/// error (`std::env::vars` would panic); other such variables are skipped.
+fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => vars.push((name, value)),
+            Err(_) if name.starts_with(env::PREFIX) || name == "DOCKER_HOST" => {
+                return Err(ConfigError::new(
+                    Origin::Env(name),
+                    None,
+                    "value is not valid UTF-8",
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/log-capturer.toml");
+
+    #[test]
+    fn documented_example_equals_defaults() {
+        let config = Config::from_toml_str(EXAMPLE, "config/log-capturer.toml").unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn example_names_every_key() {
+        let example: toml::Table = EXAMPLE.parse().unwrap();
+        let defaults: toml::Table = Config::default().to_toml().parse().unwrap();
+        assert_eq!(example, defaults, "the example must spell out every key");
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(
+            Config::from_toml_str("", "empty.toml").unwrap(),
+            Config::default()
+        );
+        assert_eq!(
+            Config::from_toml_str("# nothing\n[docker]\n", "t").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn file_overrides_only_what_it_names() {
+        let text = "[docker]\nread_timeout = \"250ms\"\n[pipeline]\nbatch_bytes = \"4MiB\"\n\
+                    [containers]\ninclude_names = [\"web-*\"]\n";
+        let config = Config::from_toml_str(text, "t").unwrap();
+        let mut expected = Config::default();
+        expected.docker.read_timeout = HumanDuration(Duration::from_millis(250));
+        expected.pipeline.batch_bytes = ByteSize(4 << 20);
+        expected.containers.include_names = vec!["web-*".into()];
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn validation_errors_name_the_file() {
+        let err = Config::from_toml_str("[[sinks]]\ntype = \"file\"\nmax_files = 0\n", "lc.toml")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lc.toml: sinks[0].max_files: must be at least 1"
+        );
+        let err = Config::from_toml_str("sinks = []\n", "lc.toml").unwrap_err();
+        assert_eq!(err.key(), Some("sinks"));
+    }
+
+    #[test]
+    fn to_toml_round_trips() {
+        let mut config = Config::default();
+        config.docker.api_version = "1.41".into();
+        config.containers.initial = Initial::Tail(50);
+        config.containers.read_from = ReadFrom::Api;
+        config.containers.exclude_labels = vec!["com.example.skip".into(), "tier=db*".into()];
+        config.pipeline.batch_timeout = HumanDuration(Duration::from_micros(1500));
+        config.pipeline.batch_bytes = ByteSize(10_000);
+        config.server.listen = String::new();
+        config.sinks.push(SinkConfig::Stdout(StdoutSinkConfig {}));
+        for config in [Config::default(), config] {
+            let text = config.to_toml();
+            assert_eq!(
+                Config::from_toml_str(&text, "printed").unwrap(),
+                config,
+                "{text}"
+            );
+        }
+        let text = Config::default().to_toml();
+        assert!(text.starts_with("[docker]\nhost = "), "{text}");
+        assert!(text.contains("[[sinks]]\ntype = \"file\"\n"), "{text}");
+        assert!(!text.contains(REDACTED), "{text}");
+    }
+
+    #[test]
+    fn load_reads_a_file_and_names_it_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lc.toml");
+        std::fs::write(&path, "[pipeline]\nbatch_records = 7\n").unwrap();
+        // `load_with` without variables, so a DOCKER_HOST of the test host cannot interfere.
+        let loaded = Config::load_with(Some(&path), Vec::new()).unwrap();
+        assert_eq!(loaded.pipeline.batch_records, 7);
+
+        std::fs::write(&path, "[pipeline]\nbatch_records = 0\n").unwrap();
+        let err = Config::load_with(Some(&path), Vec::new()).unwrap_err();
+        assert_eq!(err.origin(), &Origin::File(path.display().to_string()));
+        assert_eq!(err.key(), Some("pipeline.batch_records"));
+
+        let missing = dir.path().join("missing.toml");
+        let err = Config::load(Some(&missing)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: cannot read", missing.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn load_blames_a_bad_override_on_its_variable() {
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let config = Config::load_with(None, vars(&[("LOG_CAPTURER_SERVER_LISTEN", "")])).unwrap();
+        assert_eq!(config.server.listen, "");
+
+        let err =
+            Config::load_with(None, vars(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")])).unwrap_err();
+        assert_eq!(err.origin(), &Origin::Env("DOCKER_HOST".into()));
+        assert!(
+            err.to_string()
+                .starts_with("environment variable DOCKER_HOST: docker.host: "),
+            "{err}"
+        );
+
+        let err = Config::load_with(None, vars(&[("LOG_CAPTURER_DOCKER_READ_TIMEOUT", "0s")]))
+            .unwrap_err();
+        assert_eq!(
+            err.origin(),
+            &Origin::Env("LOG_CAPTURER_DOCKER_READ_TIMEOUT".into())
+        );
+    }
+}

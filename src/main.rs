@@ -1,0 +1,131 @@
+//! The `log-capturer` binary: parses the command line, loads the configuration, installs
+//! the signal thread, and runs the library. Exit codes: 0 clean stop, 1 fatal runtime
+//! error, 2 usage or configuration error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use log_capturer::config::Config;
+use log_capturer::shutdown::Shutdown;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+const USAGE: &str = "\
+log-capturer: follows the logs of every container on the local Docker Engine.
+
+Usage:
+  log-capturer [--config PATH]                  run until SIGTERM/SIGINT
+  log-capturer --check-config [--config PATH]   validate, print the effective config, exit
+  log-capturer --version | --help
+";
+
+struct Args {
+    config: Option<PathBuf>,
+    check: bool,
+}
+
+enum Parsed {
+    Run(Args),
+    Exit(ExitCode),
+}
+
+fn parse_args() -> Parsed {
+    let mut args = Args {
+        config: None,
+        check: false,
+    };
+    let mut it = std::env::args_os().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("--help") | Some("-h") => {
+                print!("{USAGE}");
+                return Parsed::Exit(ExitCode::SUCCESS);
+            }
+            Some("--version") | Some("-V") => {
+                println!("log-capturer {}", env!("CARGO_PKG_VERSION"));
+                return Parsed::Exit(ExitCode::SUCCESS);
+            }
+            Some("--check-config") => args.check = true,
+            Some("--config") => match it.next() {
+                Some(p) => args.config = Some(PathBuf::from(p)),
+                None => return usage_error("--config needs a PATH"),
+            },
+            Some(s) if s.starts_with("--config=") => {
+                args.config = Some(PathBuf::from(&s["--config=".len()..]));
+            }
+            _ => return usage_error(&format!("unexpected argument {arg:?}")),
+        }
+    }
+    Parsed::Run(args)
+}
+
+fn usage_error(msg: &str) -> Parsed {
+    eprintln!("log-capturer: {msg}\n\n{USAGE}");
+    Parsed::Exit(ExitCode::from(2))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = match parse_args() {
+        Parsed::Run(a) => a,
+        Parsed::Exit(code) => return code,
+    };
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("log-capturer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    run(&config)
+}
+
+fn run(config: &Config) -> ExitCode {
+    let shutdown = Shutdown::new();
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("log-capturer: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let handle = signals.handle();
+    let on_signal = shutdown.clone();
+    let signal_thread = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    log::info!("signal {sig}: stopping (send again to stop at once)");
+                    on_signal.trigger();
+                } else {
+                    log::warn!("second signal: stopping now; positions stay as last acknowledged");
+                    std::process::exit(1);
+                }
+            }
+        });
+    let signal_thread = match signal_thread {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("log-capturer: cannot spawn the signal thread: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = log_capturer::run(config, shutdown);
+    handle.close();
+    let _ = signal_thread.join();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("log-capturer: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Prometheus metrics of the whole process: one `Metrics` value, built once, shared by
+//! `Arc`, with a typed handle per SPEC §6 metric. Label values are fixed sets (endpoint,
+//! stream, sink name, end reason), so cardinality stays bounded.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// The Docker API endpoints we call, as `endpoint` label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Ping,
+    Version,
+    Containers,
+    Inspect,
+    Logs,
+    Events,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Ping => "ping",
+            Endpoint::Version => "version",
+            Endpoint::Containers => "containers",
+            Endpoint::Inspect => "inspect",
+            Endpoint::Logs => "logs",
+            Endpoint::Events => "events",
+        }
+    }
+}
+
+/// Every metric the capturer exports.
+pub struct Metrics {
+    registry: Registry,
+    pub docker_requests: IntCounterVec,
+    pub docker_errors: IntCounterVec,
+    pub docker_connections_opened: IntCounter,
+    pub docker_idle_connections: IntGauge,
+    pub docker_active_connections: IntGauge,
+    pub active_streams: IntGauge,
+    pub stream_starts: IntCounter,
+    pub stream_ends: IntCounterVec,
+    pub records: IntCounterVec,
+    pub bytes: IntCounter,
+    pub partial_lines_merged: IntCounter,
+    pub lines_truncated: IntCounter,
+    pub duplicates_skipped: IntCounter,
+    pub daemon_error_frames: IntCounter,
+    pub queue_records: IntGauge,
+    pub sink_records: IntCounterVec,
+    pub sink_errors: IntCounterVec,
+    pub sink_retries: IntCounterVec,
+    pub sink_batch_seconds: prometheus::HistogramVec,
+    pub positions_flushes: IntCounter,
+    pub events_reconnects: IntCounter,
+    pub lag_seconds: prometheus::Gauge,
+    pub batch_records: Histogram,
+}
+
+fn name(n: &str) -> String {
+    format!("log_capturer_{n}")
+}
+
+impl Metrics {
+    /// Builds and registers every metric, plus the `process_*` collector.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let counter_vec = |n: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name(n), help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let counter = |n: &str, help: &str| {
+            let c = IntCounter::with_opts(Opts::new(name(n), help))?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let gauge = |n: &str, help: &str| {
+            let g = IntGauge::with_opts(Opts::new(name(n), help))?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let lag = prometheus::Gauge::with_opts(Opts::new(
+            name("lag_seconds"),
+            "Now minus the Docker time of the oldest unacknowledged line (0 when idle).",
+        ))?;
+        registry.register(Box::new(lag.clone()))?;
+        let sink_batch_seconds = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                name("sink_batch_seconds"),
+                "Time to deliver one batch to a sink, retries included.",
+            )
+            .buckets(vec![0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0]),
+            &["sink"],
+        )?;
+        registry.register(Box::new(sink_batch_seconds.clone()))?;
+        let batch_records = Histogram::with_opts(
+            HistogramOpts::new(name("batch_records"), "Records per dispatched batch.")
+                .buckets(vec![1.0, 10.0, 100.0, 1000.0, 10000.0]),
+        )?;
+        registry.register(Box::new(batch_records.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        Ok(Metrics {
+            docker_requests: counter_vec(
+                "docker_http_requests_total",
+                "Requests sent to the Docker API.",
+                &["endpoint"],
+            )?,
+            docker_errors: counter_vec(
+                "docker_http_errors_total",
+                "Docker API requests that failed (transport error or unexpected status).",
+                &["endpoint"],
+            )?,
+            docker_connections_opened: counter(
+                "docker_http_connections_opened_total",
+                "Connections opened to the Docker socket.",
+            )?,
+            docker_idle_connections: gauge(
+                "docker_http_idle_connections",
+                "Open Docker connections not carrying a request (kept alive for reuse).",
+            )?,
+            docker_active_connections: gauge(
+                "docker_http_active_connections",
+                "Docker connections carrying a request or a follow stream.",
+            )?,
+            active_streams: gauge("active_streams", "Follow streams currently running.")?,
+            stream_starts: counter("stream_starts_total", "Follow streams started.")?,
+            stream_ends: counter_vec(
+                "stream_ends_total",
+                "Follow streams ended, by reason.",
+                &["reason"],
+            )?,
+            records: counter_vec(
+                "records_total",
+                "Records produced from container logs.",
+                &["stream"],
+            )?,
+            bytes: counter("bytes_total", "Message bytes produced from container logs.")?,
+            partial_lines_merged: counter(
+                "partial_lines_merged_total",
+                "Lines rebuilt from several 16 KiB partial frames.",
+            )?,
+            lines_truncated: counter(
+                "lines_truncated_total",
+                "Lines cut at containers.max_line_bytes.",
+            )?,
+            duplicates_skipped: counter(
+                "duplicates_skipped_total",
+                "Frames skipped on resume because they were already delivered.",
+            )?,
+            daemon_error_frames: counter(
+                "daemon_error_frames_total",
+                "In-band error frames (stdcopy type 3) sent by the daemon.",
+            )?,
+            queue_records: gauge("queue_records", "Records waiting in the pipeline queue.")?,
+            sink_records: counter_vec(
+                "sink_records_total",
+                "Records acknowledged by a sink.",
+                &["sink"],
+            )?,
+            sink_errors: counter_vec("sink_errors_total", "Failed sink writes.", &["sink"])?,
+            sink_retries: counter_vec("sink_retries_total", "Sink write retries.", &["sink"])?,
+            sink_batch_seconds,
+            positions_flushes: counter(
+                "positions_flushes_total",
+                "Times the positions file was written.",
+            )?,
+            events_reconnects: counter(
+                "events_reconnects_total",
+                "Reconnections of the Docker events stream.",
+            )?,
+            lag_seconds: lag,
+            batch_records,
+            registry,
+        })
+    }
+
+    /// Counts one request to `endpoint`.
+    pub fn request(&self, endpoint: Endpoint) {
+        self.docker_requests
+            .with_label_values(&[endpoint.as_str()])
+            .inc();
+    }
+
+    /// Counts one failed request to `endpoint`.
+    pub fn request_error(&self, endpoint: Endpoint) {
+        self.docker_errors
+            .with_label_values(&[endpoint.as_str()])
+            .inc();
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        let families = self.registry.gather();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            log::warn!("metrics: cannot encode: {e}");
+        }
+        out
+    }
+}

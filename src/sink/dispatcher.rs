@@ -1,0 +1,196 @@
+//! The dispatcher: the one consumer of the bounded record queue. It cuts batches by
+//! records, bytes and time, hands each batch to every sink (retrying transient failures
+//! with backoff), and only then acknowledges the batch's positions. It runs until every
+//! producer has hung up, so a graceful stop drains the queue; after shutdown it gives up
+//! at `pipeline.shutdown_timeout`, leaving the rest unacknowledged for the next run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::Mutex;
+
+use super::{Batch, Sink, SinkError};
+use crate::capture::record::Record;
+use crate::capture::timestamp::Timestamp;
+use crate::metrics::Metrics;
+use crate::positions::AckedPositions;
+use crate::shutdown::Shutdown;
+
+/// Batch limits and the drain budget, from `[pipeline]`.
+#[derive(Clone, Debug)]
+pub struct BatchSettings {
+    pub records: usize,
+    pub bytes: usize,
+    pub timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// Per-sink failure state, read by `/health`.
+#[derive(Default)]
+pub struct SinkHealth {
+    failing_since: Mutex<Vec<(String, Option<Instant>)>>,
+}
+
+impl SinkHealth {
+    /// Sinks failing continuously for at least `for_at_least`.
+    pub fn failing(&self, for_at_least: Duration) -> Vec<String> {
+        let now = Instant::now();
+        self.failing_since
+            .lock()
+            .iter()
+            .filter_map(|(name, since)| match since {
+                Some(t) if now.duration_since(*t) >= for_at_least => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn set(&self, name: &str, failing: bool) {
+        let mut v = self.failing_since.lock();
+        match v.iter_mut().find(|(n, _)| n == name) {
+            Some((_, since)) => {
+                if !failing {
+                    *since = None;
+                } else if since.is_none() {
+                    *since = Some(Instant::now());
+                }
+            }
+            None => v.push((name.to_string(), failing.then(Instant::now))),
+        }
+    }
+}
+
+pub struct Dispatcher {
+    pub rx: Receiver<Record>,
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub settings: BatchSettings,
+    pub metrics: Arc<Metrics>,
+    pub acked: Arc<AckedPositions>,
+    pub health: Arc<SinkHealth>,
+    pub shutdown: Shutdown,
+    /// When this thread first saw the shutdown request.
+    pub shutdown_seen: Option<Instant>,
+}
+
+impl Dispatcher {
+    /// Runs until the queue is disconnected and empty (or the drain budget is spent).
+    pub fn run(mut self) {
+        let mut dropped = 0usize;
+        while let Some(records) = self.next_batch() {
+            self.metrics.batch_records.observe(records.len() as f64);
+            let oldest = records.iter().map(|r| r.time).min().unwrap_or_default();
+            self.set_lag(oldest);
+            let batch = Batch::new(records);
+            if self.deliver(&batch) {
+                self.acked.ack(&batch.records);
+            } else {
+                dropped += batch.records.len();
+            }
+            if self.rx.is_empty() {
+                self.metrics.lag_seconds.set(0.0);
+            }
+            self.metrics.queue_records.set(self.rx.len() as i64);
+        }
+        if dropped > 0 {
+            log::warn!(
+                "dispatcher: shutdown budget spent; {dropped} records were not delivered and stay unacknowledged"
+            );
+        }
+    }
+
+    fn set_lag(&self, oldest: Timestamp) {
+        let lag = (Timestamp::now().as_nanos() - oldest.as_nanos()) as f64 / 1e9;
+        self.metrics.lag_seconds.set(lag.max(0.0));
+    }
+
+    /// The end of the drain budget, once shutdown was requested.
+    fn deadline(&mut self) -> Option<Instant> {
+        if !self.shutdown.is_triggered() {
+            return None;
+        }
+        let seen = *self.shutdown_seen.get_or_insert_with(Instant::now);
+        Some(seen + self.settings.shutdown_timeout)
+    }
+
+    /// Collects the next batch; `None` once the producers are gone and the queue is empty.
+    fn next_batch(&mut self) -> Option<Vec<Record>> {
+        let first = loop {
+            match self.rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(r) => break r,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.metrics.queue_records.set(self.rx.len() as i64);
+                    self.metrics.lag_seconds.set(0.0);
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        };
+        let cut_at = Instant::now() + self.settings.timeout;
+        let mut bytes = first.approx_bytes();
+        let mut records = vec![first];
+        while records.len() < self.settings.records && bytes < self.settings.bytes {
+            let r = match self.rx.try_recv() {
+                Ok(r) => r,
+                Err(_) => match self.rx.recv_deadline(cut_at) {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            bytes += r.approx_bytes();
+            records.push(r);
+        }
+        self.metrics.queue_records.set(self.rx.len() as i64);
+        Some(records)
+    }
+
+    /// Hands the batch to every sink. False when the drain budget ran out first.
+    fn deliver(&mut self, batch: &Batch) -> bool {
+        let n = batch.records.len() as u64;
+        for i in 0..self.sinks.len() {
+            let started = Instant::now();
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                let sink = &mut self.sinks[i];
+                let name = sink.name().to_string();
+                match sink.write_batch(batch) {
+                    Ok(()) => {
+                        self.health.set(&name, false);
+                        self.metrics
+                            .sink_records
+                            .with_label_values(&[&name])
+                            .inc_by(n);
+                        self.metrics
+                            .sink_batch_seconds
+                            .with_label_values(&[&name])
+                            .observe(started.elapsed().as_secs_f64());
+                        break;
+                    }
+                    Err(e) => {
+                        self.metrics.sink_errors.with_label_values(&[&name]).inc();
+                        if let SinkError::Rejected(reason) = &e {
+                            log::error!(
+                                "sink {name}: batch of {n} records rejected, dropped: {reason}"
+                            );
+                            break;
+                        }
+                        self.health.set(&name, true);
+                        log::warn!("sink {name}: {e}; retrying in {backoff:?}");
+                        if let Some(deadline) = self.deadline() {
+                            if Instant::now() + backoff > deadline {
+                                return false;
+                            }
+                        }
+                        self.metrics.sink_retries.with_label_values(&[&name]).inc();
+                        // Wake early on shutdown only to recompute the deadline.
+                        if !self.shutdown.wait_timeout(backoff) {
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                        } else {
+                            std::thread::sleep(backoff.min(Duration::from_millis(100)));
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+}

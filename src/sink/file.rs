@@ -1,0 +1,102 @@
+//! The file sink: JSON lines appended to `path`, rotated by size to `path.1` .. `path.N`
+//! (`max_files` kept). A batch is acknowledged once it is written to the kernel; a crash of
+//! this process loses nothing that was acknowledged.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Batch, Sink, SinkError};
+use crate::config::FileSinkConfig;
+
+pub struct FileSink {
+    name: String,
+    path: PathBuf,
+    max_bytes: u64,
+    max_files: usize,
+    file: Option<File>,
+    size: u64,
+}
+
+impl FileSink {
+    pub fn open(name: String, cfg: &FileSinkConfig) -> io::Result<FileSink> {
+        let mut sink = FileSink {
+            name,
+            path: cfg.path.clone(),
+            max_bytes: cfg.max_bytes.get(),
+            max_files: cfg.max_files,
+            file: None,
+            size: 0,
+        };
+        sink.reopen()?;
+        Ok(sink)
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = file.metadata()?.len();
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// path.(N-1) -> path.N, ..., path -> path.1; the oldest falls off.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        let numbered = |n: usize| -> PathBuf {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        for n in (1..self.max_files).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                fs::rename(&from, numbered(n + 1))?;
+            }
+        }
+        if self.max_files >= 1 {
+            rename_if_exists(&self.path, &numbered(1))?;
+        }
+        let _ = fs::remove_file(numbered(self.max_files + 1));
+        self.reopen()
+    }
+}
+
+fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl Sink for FileSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let shown = self.path.display().to_string();
+        let transient = |e: io::Error| SinkError::Transient(format!("{shown}: {e}"));
+        if self.size > 0 && self.size + batch.json_lines.len() as u64 > self.max_bytes {
+            self.rotate().map_err(transient)?;
+        }
+        if self.file.is_none() {
+            self.reopen().map_err(transient)?;
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(SinkError::Transient("file not open".into()));
+        };
+        if let Err(e) = file.write_all(&batch.json_lines) {
+            // A partial write leaves a torn line; reopen at the new end next time.
+            self.file = None;
+            return Err(transient(e));
+        }
+        self.size += batch.json_lines.len() as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests, one binary: they run the real `log-capturer` binary against the real
+//! Docker daemon that `scripts/test.sh` starts. No daemon is a failure, never a skip.
+
+mod capture;
+mod cli;
+mod connections;
+mod lifecycle;
+mod util;
