@@ -96,7 +96,12 @@ fn containers(containers: &ContainersConfig) -> Result<(), ConfigError> {
     check(
         containers.read_from == super::ReadFrom::Api,
         "containers.read_from",
-        || format!("{:?} is not supported yet (only \"api\")", containers.read_from.to_string()),
+        || {
+            format!(
+                "{:?} is not supported yet (only \"api\")",
+                containers.read_from.to_string()
+            )
+        },
     )
 }
 
