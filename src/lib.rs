@@ -110,7 +110,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         shutdown.on_trigger(move || client.shutdown());
     }
 
-    let (tx, rx) = crossbeam_channel::bounded(config.pipeline.queue_records);
+    let (tx, rx) = sink::queue::bounded(config.pipeline.queue_records);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let acked = Arc::new(positions::AckedPositions::new());
     let sink_health = Arc::new(SinkHealth::default());

@@ -65,7 +65,7 @@ impl LogDecoder {
     pub fn new(tty: bool, max_line_bytes: usize, resume: Option<Position>) -> LogDecoder {
         LogDecoder {
             tty,
-            frames: FrameBuffer::new(64 * 1024, MAX_FRAME),
+            frames: FrameBuffer::new(32 * 1024, MAX_FRAME),
             state: State {
                 mergers: [
                     LineMerger::new(max_line_bytes, tty),

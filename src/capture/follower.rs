@@ -7,19 +7,25 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 
 use super::decode::{LogDecoder, Notice, Output};
-use super::record::{ContainerMeta, Position, Record};
+use super::record::{ContainerMeta, Position, Record, Stream};
 use super::streams::StreamStats;
 use super::timestamp::Timestamp;
 use crate::docker::client::{BodyStream, DockerClient, LogsQuery, ReadOutcome};
 use crate::docker::error::DockerError;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::sink::queue::Producer;
+
+/// A read smaller than this, soon after the previous one, means a busy stream read too
+/// eagerly.
+const COALESCE_BELOW: usize = 8 * 1024;
+const BUSY_GAP: Duration = Duration::from_millis(1);
+const COALESCE_PAUSE: Duration = Duration::from_micros(500);
 
 /// Where a follower starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,11 +80,29 @@ pub struct Follower {
     pub stdout: bool,
     pub stderr: bool,
     pub max_line_bytes: usize,
-    pub tx: Sender<Record>,
+    pub tx: Producer,
     pub metrics: Arc<Metrics>,
     pub stats: Arc<StreamStats>,
     pub shutdown: Shutdown,
     pub stop: Arc<AtomicBool>,
+    pub counters: Counters,
+}
+
+/// Metric handles resolved once per follower, not once per line.
+pub struct Counters {
+    /// `records_total{stream="stdout"}`, `{stream="stderr"}`.
+    pub records: [prometheus::IntCounter; 2],
+}
+
+impl Counters {
+    pub fn new(metrics: &Metrics) -> Counters {
+        Counters {
+            records: [
+                metrics.records.with_label_values(&["stdout"]),
+                metrics.records.with_label_values(&["stderr"]),
+            ],
+        }
+    }
 }
 
 /// How one request's body ended.
@@ -186,11 +210,20 @@ impl Follower {
 
     /// Reads one body to its end (or error, or stop).
     fn pump(&self, mut body: BodyStream, dec: &mut LogDecoder) -> BodyEnd {
+        let mut last_data = Instant::now();
         loop {
             let outcome = body.read(dec.buffer().spare());
             match outcome {
                 Ok(ReadOutcome::Data(n)) => {
                     dec.buffer().filled(n);
+                    // dockerd flushes every message: under load, reading each as it comes
+                    // costs a wake-up per line. A short pause lets the socket fill instead;
+                    // an idle stream (reads further apart) is never delayed.
+                    let now = Instant::now();
+                    if n < COALESCE_BELOW && now.duration_since(last_data) < BUSY_GAP {
+                        std::thread::sleep(COALESCE_PAUSE);
+                    }
+                    last_data = now;
                     if let Err(e) = self.drain(dec, false) {
                         return e;
                     }
@@ -212,14 +245,11 @@ impl Follower {
     }
 
     fn drain(&self, dec: &mut LogDecoder, at_eof: bool) -> Result<(), BodyEnd> {
-        let mut closed = false;
         let meta = self.meta.read().clone();
-        let result = dec.drain(at_eof, &mut |o| {
-            if !closed && !self.output(&meta, o) {
-                closed = true;
-            }
-        });
-        if closed {
+        let mut batch = Vec::new();
+        let result = dec.drain(at_eof, &mut |o| self.output(&meta, o, &mut batch));
+        // Whatever was decoded goes to the queue, even when the body then turned out corrupt.
+        if self.tx.send_all(&mut batch).is_err() {
             return Err(BodyEnd::QueueClosed);
         }
         result.map_err(|e| {
@@ -233,17 +263,13 @@ impl Follower {
 
     fn emit_flush(&self, dec: &mut LogDecoder) -> Result<(), ()> {
         let meta = self.meta.read().clone();
-        let mut ok = true;
-        dec.flush(&mut |o| ok &= self.output(&meta, o));
-        if ok {
-            Ok(())
-        } else {
-            Err(())
-        }
+        let mut batch = Vec::new();
+        dec.flush(&mut |o| self.output(&meta, o, &mut batch));
+        self.tx.send_all(&mut batch).map_err(|_| ())
     }
 
-    /// Handles one decoder output; false when the queue is closed.
-    fn output(&self, meta: &Arc<ContainerMeta>, o: Output) -> bool {
+    /// Handles one decoder output: a line becomes a record in `batch`.
+    fn output(&self, meta: &Arc<ContainerMeta>, o: Output, batch: &mut Vec<Record>) {
         match o {
             Output::Line(stream, line, position) => {
                 if line.truncated {
@@ -253,10 +279,7 @@ impl Follower {
                     Ok(s) => s,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 };
-                self.metrics
-                    .records
-                    .with_label_values(&[stream.as_str()])
-                    .inc();
+                self.counters.records[usize::from(stream == Stream::Stderr)].inc();
                 self.metrics.bytes.inc_by(message.len() as u64);
                 self.stats.records.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -273,27 +296,23 @@ impl Follower {
                     meta: meta.clone(),
                     position,
                 };
-                self.tx.send(record).is_ok()
+                batch.push(record);
             }
             Output::Notice(Notice::DaemonError(text)) => {
                 self.metrics.daemon_error_frames.inc();
                 log::warn!("follower {}: daemon reports: {text}", meta.id.short());
-                true
             }
             Output::Notice(Notice::BadTimestamp) => {
                 log::warn!(
                     "follower {}: frame without timestamp skipped",
                     meta.id.short()
                 );
-                true
             }
             Output::Notice(Notice::DuplicateSkipped) => {
                 self.metrics.duplicates_skipped.inc();
-                true
             }
             Output::Notice(Notice::Merged) => {
                 self.metrics.partial_lines_merged.inc();
-                true
             }
         }
     }

@@ -57,6 +57,58 @@ pub struct ContainerMeta {
     /// Already filtered by `containers.record_labels`.
     pub labels: BTreeMap<String, String>,
     pub host: Arc<str>,
+    /// The record's JSON from `,"container_id"` to the closing brace, encoded once.
+    json_tail: Box<str>,
+}
+
+impl ContainerMeta {
+    pub fn new(
+        id: ContainerId,
+        name: String,
+        image: String,
+        labels: BTreeMap<String, String>,
+        host: Arc<str>,
+    ) -> ContainerMeta {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b",\"container_id\":");
+        write_str(&mut out, id.as_str());
+        out.extend_from_slice(b",\"container_name\":");
+        write_str(&mut out, &name);
+        out.extend_from_slice(b",\"image\":");
+        write_str(&mut out, &image);
+        out.extend_from_slice(b",\"labels\":{");
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, k);
+            out.push(b':');
+            write_str(&mut out, v);
+        }
+        out.extend_from_slice(b"},\"host\":");
+        write_str(&mut out, &host);
+        out.extend_from_slice(b"}\n");
+        let json_tail = String::from_utf8_lossy(&out).into();
+        ContainerMeta {
+            id,
+            name,
+            image,
+            labels,
+            host,
+            json_tail,
+        }
+    }
+
+    /// The same container under a new name.
+    pub fn renamed(&self, name: String) -> ContainerMeta {
+        ContainerMeta::new(
+            self.id.clone(),
+            name,
+            self.image.clone(),
+            self.labels.clone(),
+            self.host.clone(),
+        )
+    }
 }
 
 /// Where a record sits in its container's log: the Docker time of its last frame and how
@@ -93,24 +145,7 @@ impl Record {
         if self.truncated {
             out.extend_from_slice(b",\"truncated\":true");
         }
-        out.extend_from_slice(b",\"container_id\":");
-        write_str(out, self.meta.id.as_str());
-        out.extend_from_slice(b",\"container_name\":");
-        write_str(out, &self.meta.name);
-        out.extend_from_slice(b",\"image\":");
-        write_str(out, &self.meta.image);
-        out.extend_from_slice(b",\"labels\":{");
-        for (i, (k, v)) in self.meta.labels.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, k);
-            out.push(b':');
-            write_str(out, v);
-        }
-        out.extend_from_slice(b"},\"host\":");
-        write_str(out, &self.meta.host);
-        out.extend_from_slice(b"}\n");
+        out.extend_from_slice(self.meta.json_tail.as_bytes());
     }
 
     /// Rough in-memory size, for batch byte limits.
@@ -119,10 +154,29 @@ impl Record {
     }
 }
 
+/// Bytes that need escaping in a JSON string.
+const fn escape_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+}
+static NEEDS_ESCAPE: [bool; 256] = escape_table();
+
 /// Writes a JSON string literal, escaping per RFC 8259.
 fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| NEEDS_ESCAPE[b as usize]) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut from = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -158,13 +212,13 @@ mod tests {
             stream: Stream::Stdout,
             message: message.to_string(),
             truncated,
-            meta: Arc::new(ContainerMeta {
-                id: ContainerId::new("3d45"),
-                name: "web-1".into(),
-                image: "nginx:1.27".into(),
+            meta: Arc::new(ContainerMeta::new(
+                ContainerId::new("3d45"),
+                "web-1".into(),
+                "nginx:1.27".into(),
                 labels,
-                host: Arc::from("node-7"),
-            }),
+                Arc::from("node-7"),
+            )),
             position: Position::default(),
         }
     }

@@ -11,11 +11,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::sink::queue::Producer;
 use parking_lot::RwLock;
 
 use super::filter::{Candidate, Filter};
-use super::follower::{Follower, FollowerOutcome, StartFrom};
-use super::record::{ContainerId, ContainerMeta, Position, Record};
+use super::follower::{Counters, Follower, FollowerOutcome, StartFrom};
+use super::record::{ContainerId, ContainerMeta, Position};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
 use crate::config::Initial;
@@ -32,6 +34,8 @@ pub enum SupEvent {
     EventsConnected,
     EventsDown,
     FollowerDone(ContainerId),
+    /// Shutdown was requested: stop waiting.
+    Wake,
 }
 
 /// Fixed settings of the supervisor, from `[containers]`.
@@ -56,7 +60,7 @@ struct Running {
 pub struct Supervisor {
     pub client: Arc<DockerClient>,
     pub settings: SupervisorSettings,
-    pub tx: Sender<Record>,
+    pub tx: Producer,
     pub events: Receiver<SupEvent>,
     pub notify: Sender<SupEvent>,
     pub metrics: Arc<Metrics>,
@@ -77,7 +81,7 @@ impl Supervisor {
     pub fn new(
         client: Arc<DockerClient>,
         settings: SupervisorSettings,
-        tx: Sender<Record>,
+        tx: Producer,
         events: (Sender<SupEvent>, Receiver<SupEvent>),
         metrics: Arc<Metrics>,
         registry: Arc<StreamRegistry>,
@@ -105,6 +109,10 @@ impl Supervisor {
 
     /// Runs until shutdown, then stops and joins every follower.
     pub fn run(mut self) {
+        let wake = self.notify.clone();
+        self.shutdown.on_trigger(move || {
+            let _ = wake.send(SupEvent::Wake);
+        });
         let mut last_ping = std::time::Instant::now();
         while !self.shutdown.is_triggered() {
             match self.events.recv_timeout(Duration::from_millis(500)) {
@@ -137,6 +145,7 @@ impl Supervisor {
                 }
             }
             SupEvent::Docker(ev) => self.docker_event(ev),
+            SupEvent::Wake => {}
         }
     }
 
@@ -158,9 +167,8 @@ impl Supervisor {
             "rename" => {
                 if let Some(name) = ev.actor.attributes.get("name") {
                     if let Some(r) = self.followers.get(&id) {
-                        let mut m = (**r.meta.read()).clone();
-                        m.name = name.trim_start_matches('/').to_string();
-                        *r.meta.write() = Arc::new(m);
+                        let renamed = r.meta.read().renamed(name.trim_start_matches('/').into());
+                        *r.meta.write() = Arc::new(renamed);
                     }
                     if let Some(stats) = self.stats_of(&id) {
                         *stats.name.lock() = name.trim_start_matches('/').to_string();
@@ -229,13 +237,13 @@ impl Supervisor {
             }
             return;
         }
-        let meta = ContainerMeta {
-            id: id.clone(),
+        let meta = ContainerMeta::new(
+            id.clone(),
             name,
-            image: info.config.image.clone(),
-            labels: self.settings.filter.record_labels(labels),
-            host: self.settings.host.clone(),
-        };
+            info.config.image.clone(),
+            self.settings.filter.record_labels(labels),
+            self.settings.host.clone(),
+        );
         self.spawn(meta, info.config.tty, start);
     }
 
@@ -283,6 +291,7 @@ impl Supervisor {
             stats: stats.clone(),
             shutdown: self.shutdown.clone(),
             stop: stop.clone(),
+            counters: Counters::new(&self.metrics),
         };
         let notify = self.notify.clone();
         let done_id = id.clone();

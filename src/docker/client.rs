@@ -54,6 +54,10 @@ impl DockerClient {
             .max_idle_age(settings.idle_timeout)
             .user_agent(concat!("log-capturer/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(settings.request_timeout))
+            // Requests are a few hundred bytes; each follow stream holds one input buffer,
+            // so these bound the memory of idle followers.
+            .output_buffer_size(4 * 1024)
+            .input_buffer_size(32 * 1024)
             .build();
         let connector =
             UnixConnector::new(settings.socket.clone(), counts.clone(), metrics.clone());

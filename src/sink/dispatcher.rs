@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
 
+use super::queue::Consumer;
 use super::{Batch, Sink, SinkError};
 use crate::capture::record::Record;
 use crate::capture::timestamp::Timestamp;
@@ -62,7 +62,7 @@ impl SinkHealth {
 }
 
 pub struct Dispatcher {
-    pub rx: Receiver<Record>,
+    pub rx: Consumer,
     pub sinks: Vec<Box<dyn Sink>>,
     pub settings: BatchSettings,
     pub metrics: Arc<Metrics>,
@@ -115,32 +115,25 @@ impl Dispatcher {
 
     /// Collects the next batch; `None` once the producers are gone and the queue is empty.
     fn next_batch(&mut self) -> Option<Vec<Record>> {
-        let first = loop {
-            match self.rx.recv_timeout(Duration::from_millis(250)) {
-                Ok(r) => break r,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.metrics.queue_records.set(self.rx.len() as i64);
+        loop {
+            match self
+                .rx
+                .wait_nonempty(Instant::now() + Duration::from_millis(250))
+            {
+                Ok(true) => break,
+                Ok(false) => {
+                    self.metrics.queue_records.set(0);
                     self.metrics.lag_seconds.set(0.0);
                 }
-                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(_) => return None,
             }
-        };
-        let cut_at = Instant::now() + self.settings.timeout;
-        let mut bytes = first.approx_bytes();
-        let mut records = vec![first];
-        while records.len() < self.settings.records && bytes < self.settings.bytes {
-            let r = match self.rx.try_recv() {
-                Ok(r) => r,
-                Err(_) => match self.rx.recv_deadline(cut_at) {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
-            };
-            bytes += r.approx_bytes();
-            records.push(r);
         }
+        let cut_at = Instant::now() + self.settings.timeout;
+        let batch = self
+            .rx
+            .take_batch(self.settings.records, self.settings.bytes, cut_at);
         self.metrics.queue_records.set(self.rx.len() as i64);
-        Some(records)
+        Some(batch)
     }
 
     /// Hands the batch to every sink. False when the drain budget ran out first.

@@ -5,6 +5,7 @@
 
 pub mod dispatcher;
 pub mod file;
+pub mod queue;
 pub mod stdout;
 
 use std::fmt;

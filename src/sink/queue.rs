@@ -1,0 +1,237 @@
+//! The bounded record queue between the followers and the dispatcher. Producers hand over
+//! all the records of one read at once and block while the queue is full (backpressure);
+//! the consumer takes whole batches. One lock per read and per batch, and a wake-up only
+//! when the consumer is waiting for what just arrived: a per-record channel costs more in
+//! futex wake-ups than the rest of the pipeline together.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::capture::record::Record;
+
+struct Inner {
+    items: VecDeque<Record>,
+    producers: usize,
+    consumer_gone: bool,
+    /// The consumer sleeps until `items.len() >= want` (0 = not sleeping).
+    want: usize,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    not_empty: Condvar,
+    not_full: Condvar,
+}
+
+/// Creates a queue holding at most `capacity` records.
+pub fn bounded(capacity: usize) -> (Producer, Consumer) {
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner {
+            items: VecDeque::with_capacity(capacity.min(4096)),
+            producers: 1,
+            consumer_gone: false,
+            want: 0,
+        }),
+        capacity: capacity.max(1),
+        not_empty: Condvar::new(),
+        not_full: Condvar::new(),
+    });
+    (Producer(shared.clone()), Consumer(shared))
+}
+
+/// The consumer has hung up; the records were not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed;
+
+/// Sending half; cloning adds a producer. The queue is disconnected when all are dropped.
+pub struct Producer(Arc<Shared>);
+
+impl Clone for Producer {
+    fn clone(&self) -> Producer {
+        self.0.inner.lock().producers += 1;
+        Producer(self.0.clone())
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let mut inner = self.0.inner.lock();
+        inner.producers -= 1;
+        if inner.producers == 0 {
+            self.0.not_empty.notify_all();
+        }
+    }
+}
+
+impl Producer {
+    /// Moves every record of `records` into the queue, in order, blocking while it is full.
+    pub fn send_all(&self, records: &mut Vec<Record>) -> Result<(), Closed> {
+        let mut drain = records.drain(..);
+        let mut inner = self.0.inner.lock();
+        loop {
+            if inner.consumer_gone {
+                return Err(Closed);
+            }
+            while inner.items.len() < self.0.capacity {
+                match drain.next() {
+                    Some(r) => inner.items.push_back(r),
+                    None => break,
+                }
+            }
+            if inner.want > 0 && inner.items.len() >= inner.want {
+                self.0.not_empty.notify_one();
+            }
+            if drain.len() == 0 {
+                return Ok(());
+            }
+            // Full: let the consumer take a batch even if it wanted more.
+            self.0.not_empty.notify_one();
+            self.0.not_full.wait(&mut inner);
+        }
+    }
+}
+
+/// Receiving half, owned by the dispatcher.
+pub struct Consumer(Arc<Shared>);
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.0.inner.lock().consumer_gone = true;
+        self.0.not_full.notify_all();
+    }
+}
+
+impl Consumer {
+    pub fn len(&self) -> usize {
+        self.0.inner.lock().items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until a record is queued (`Ok(true)`), `until` passes (`Ok(false)`), or every
+    /// producer is gone and the queue is empty (`Err(Closed)`).
+    pub fn wait_nonempty(&self, until: Instant) -> Result<bool, Closed> {
+        let mut inner = self.0.inner.lock();
+        loop {
+            if !inner.items.is_empty() {
+                return Ok(true);
+            }
+            if inner.producers == 0 {
+                return Err(Closed);
+            }
+            inner.want = 1;
+            let timed_out = self.0.not_empty.wait_until(&mut inner, until).timed_out();
+            inner.want = 0;
+            if timed_out {
+                return Ok(!inner.items.is_empty());
+            }
+        }
+    }
+
+    /// Takes up to `max_records` records (and about `max_bytes`), waiting until that many
+    /// are queued, `cut_at` passes, or the producers are gone.
+    pub fn take_batch(&self, max_records: usize, max_bytes: usize, cut_at: Instant) -> Vec<Record> {
+        let mut inner = self.0.inner.lock();
+        while inner.items.len() < max_records && inner.producers > 0 {
+            inner.want = max_records.min(self.0.capacity);
+            let timed_out = self.0.not_empty.wait_until(&mut inner, cut_at).timed_out();
+            inner.want = 0;
+            if timed_out {
+                break;
+            }
+        }
+        let mut out = Vec::with_capacity(inner.items.len().min(max_records));
+        let mut bytes = 0;
+        while out.len() < max_records && bytes < max_bytes {
+            match inner.items.pop_front() {
+                Some(r) => {
+                    bytes += r.approx_bytes();
+                    out.push(r);
+                }
+                None => break,
+            }
+        }
+        drop(inner);
+        self.0.not_full.notify_all();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::record::{ContainerId, ContainerMeta, Position, Stream};
+    use crate::capture::timestamp::Timestamp;
+    use std::time::Duration;
+
+    fn records(n: usize) -> Vec<Record> {
+        let meta = Arc::new(ContainerMeta::new(
+            ContainerId::new("c"),
+            "n".into(),
+            "i".into(),
+            Default::default(),
+            Arc::from("h"),
+        ));
+        (0..n)
+            .map(|i| Record {
+                time: Timestamp::from_nanos(i as i64),
+                stream: Stream::Stdout,
+                message: i.to_string(),
+                truncated: false,
+                meta: meta.clone(),
+                position: Position::default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn producer_blocks_when_full_and_order_is_kept() {
+        let (tx, rx) = bounded(10);
+        let producer = std::thread::spawn(move || {
+            let mut recs = records(100);
+            tx.send_all(&mut recs).unwrap();
+            assert!(recs.is_empty());
+        });
+        let mut got = Vec::new();
+        while got.len() < 100 {
+            assert!(rx.len() <= 10, "bound exceeded");
+            let far = Instant::now() + Duration::from_millis(20);
+            got.extend(
+                rx.take_batch(7, usize::MAX, far)
+                    .into_iter()
+                    .map(|r| r.message),
+            );
+        }
+        producer.join().unwrap();
+        let want: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            rx.wait_nonempty(Instant::now() + Duration::from_secs(5)),
+            Err(Closed)
+        );
+    }
+
+    #[test]
+    fn batch_is_cut_at_the_deadline() {
+        let (tx, rx) = bounded(100);
+        tx.send_all(&mut records(3)).unwrap();
+        let started = Instant::now();
+        let batch = rx.take_batch(50, usize::MAX, Instant::now() + Duration::from_millis(50));
+        assert_eq!(batch.len(), 3);
+        assert!(started.elapsed() >= Duration::from_millis(40));
+        drop(tx);
+    }
+
+    #[test]
+    fn send_fails_when_the_consumer_is_gone() {
+        let (tx, rx) = bounded(1);
+        drop(rx);
+        assert_eq!(tx.send_all(&mut records(2)), Err(Closed));
+    }
+}
