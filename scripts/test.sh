@@ -28,6 +28,13 @@ export LOG_CAPTURER_TEST_IMAGE="${LOG_CAPTURER_TEST_IMAGE:-log-capturer-test/bus
 step "test images ($LOG_CAPTURER_TEST_IMAGE)"
 scripts/build-test-images.sh || die "could not build the test images"
 
+# promtool (Debian's prometheus package) checks the /metrics exposition in the tests.
+if ! command -v promtool >/dev/null 2>&1; then
+    step "installing promtool (Debian package prometheus)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+        || die "could not install promtool (apt-get install prometheus)"
+fi
+
 ensure_cargo_tool rustfmt fmt
 ensure_cargo_tool clippy clippy
 

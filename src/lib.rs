@@ -105,6 +105,9 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         listen => Some(server::bind(listen).map_err(FatalError)?),
     };
     let sinks = sink::open_all(&config.sinks).map_err(FatalError)?;
+    let sink_names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
+    let reasons = capture::follower::EndReason::ALL.map(|r| r.as_str());
+    metrics.init_labels(&sink_names, &reasons);
     {
         let client = client.clone();
         shutdown.on_trigger(move || client.shutdown());

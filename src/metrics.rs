@@ -19,6 +19,15 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Ping,
+        Endpoint::Version,
+        Endpoint::Containers,
+        Endpoint::Inspect,
+        Endpoint::Logs,
+        Endpoint::Events,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Ping => "ping",
@@ -179,6 +188,26 @@ impl Metrics {
             batch_records,
             registry,
         })
+    }
+
+    /// Exports every fixed label set at zero from the start, so dashboards and `rate()` see
+    /// the series before the first event. `sinks` are the configured sinks' names.
+    pub fn init_labels(&self, sinks: &[String], end_reasons: &[&str]) {
+        for e in Endpoint::ALL {
+            self.docker_requests.with_label_values(&[e.as_str()]);
+            self.docker_errors.with_label_values(&[e.as_str()]);
+        }
+        for s in ["stdout", "stderr"] {
+            self.records.with_label_values(&[s]);
+        }
+        for r in end_reasons {
+            self.stream_ends.with_label_values(&[r]);
+        }
+        for s in sinks {
+            self.sink_records.with_label_values(&[s]);
+            self.sink_errors.with_label_values(&[s]);
+            self.sink_retries.with_label_values(&[s]);
+        }
     }
 
     /// Counts one request to `endpoint`.

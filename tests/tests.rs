@@ -4,5 +4,6 @@
 mod capture;
 mod cli;
 mod connections;
+mod endpoints;
 mod lifecycle;
 mod util;

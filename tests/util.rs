@@ -129,6 +129,15 @@ impl Capturer {
     /// Starts the capturer following only containers whose name matches `name_glob`,
     /// writing to a file sink in a temp dir, and waits until /health says ok.
     pub fn start(name_glob: &str, extra_toml: &str) -> Capturer {
+        let c = Capturer::spawn(name_glob, extra_toml);
+        wait_for(Duration::from_secs(20), "capturer /health ok", || {
+            http_get(c.port, "/health").filter(|(s, _)| *s == 200)
+        });
+        c
+    }
+
+    /// Like [`start`](Self::start) without waiting for health.
+    pub fn spawn(name_glob: &str, extra_toml: &str) -> Capturer {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let out = dir.path().join("out.jsonl");
@@ -145,26 +154,23 @@ impl Capturer {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("capturer.log")).expect("log file");
+        let stdout = std::fs::File::create(dir.path().join("stdout.jsonl")).expect("stdout file");
         let child = Command::new(env!("CARGO_BIN_EXE_log-capturer"))
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info")
             .env_remove("LOG_CAPTURER_TEST_IMAGE")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .expect("spawn log-capturer");
-        let c = Capturer {
+        Capturer {
             child,
             dir,
             port,
             out,
-        };
-        wait_for(Duration::from_secs(20), "capturer /health ok", || {
-            http_get(port, "/health").filter(|(s, _)| *s == 200)
-        });
-        c
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -219,6 +225,11 @@ impl Capturer {
         std::fs::read_dir(format!("/proc/{}/task", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// What the process wrote to its stdout (the stdout sink).
+    pub fn stdout_records(&self) -> Vec<Value> {
+        read_records(&self.dir.path().join("stdout.jsonl"))
     }
 
     pub fn log(&self) -> String {

@@ -53,6 +53,13 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    pub const ALL: [EndReason; 4] = [
+        EndReason::Eof,
+        EndReason::Gone,
+        EndReason::Stopped,
+        EndReason::QueueClosed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::Eof => "eof",

@@ -100,3 +100,83 @@ impl Sink for FileSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::record::{ContainerId, ContainerMeta, Position, Record, Stream};
+    use crate::capture::timestamp::Timestamp;
+    use crate::config::ByteSize;
+    use std::sync::Arc;
+
+    fn batch(n: usize, tag: &str) -> Batch {
+        let meta = Arc::new(ContainerMeta::new(
+            ContainerId::new("c"),
+            "n".into(),
+            "i".into(),
+            Default::default(),
+            Arc::from("h"),
+        ));
+        Batch::new(
+            (0..n)
+                .map(|i| Record {
+                    time: Timestamp::from_nanos(i as i64),
+                    stream: Stream::Stdout,
+                    message: format!("{tag} {i} {}", "x".repeat(100)),
+                    truncated: false,
+                    meta: meta.clone(),
+                    position: Position::default(),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.jsonl");
+        let cfg = FileSinkConfig {
+            path: path.clone(),
+            max_bytes: ByteSize(4096),
+            max_files: 2,
+        };
+        let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
+        for round in 0..6 {
+            sink.write_batch(&batch(10, &format!("r{round}"))).unwrap();
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let current = read(&path);
+        let one = read(&dir.path().join("sub/out.jsonl.1"));
+        let two = read(&dir.path().join("sub/out.jsonl.2"));
+        assert!(current.contains("r5 0"), "newest batch in the live file");
+        assert!(one.contains("r4 0") || one.contains("r3 0"));
+        assert!(!two.is_empty());
+        assert!(
+            !dir.path().join("sub/out.jsonl.3").exists(),
+            "max_files kept"
+        );
+        for text in [&current, &one, &two] {
+            assert!(text.len() as u64 <= 4096 + batch(10, "r0").json_lines.len() as u64);
+            assert!(text
+                .lines()
+                .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+        }
+    }
+
+    #[test]
+    fn appends_to_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"old\":1}\n").unwrap();
+        let cfg = FileSinkConfig {
+            path: path.clone(),
+            max_bytes: ByteSize(1 << 20),
+            max_files: 1,
+        };
+        let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
+        sink.write_batch(&batch(2, "new")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("{\"old\":1}\n"));
+        assert_eq!(text.lines().count(), 3);
+    }
+}

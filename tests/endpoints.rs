@@ -1,0 +1,146 @@
+//! What an operator sees: /metrics (valid for promtool, every SPEC metric), /health
+//! (degraded with reasons when Docker is unreachable, which is not fatal), /streams, and
+//! the stdout sink.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{http_get, unique, wait_for, Capturer, Container};
+
+const SPEC_METRICS: &[&str] = &[
+    "log_capturer_docker_http_requests_total",
+    "log_capturer_docker_http_errors_total",
+    "log_capturer_docker_http_connections_opened_total",
+    "log_capturer_docker_http_idle_connections",
+    "log_capturer_docker_http_active_connections",
+    "log_capturer_active_streams",
+    "log_capturer_stream_starts_total",
+    "log_capturer_stream_ends_total",
+    "log_capturer_records_total",
+    "log_capturer_bytes_total",
+    "log_capturer_partial_lines_merged_total",
+    "log_capturer_lines_truncated_total",
+    "log_capturer_duplicates_skipped_total",
+    "log_capturer_queue_records",
+    "log_capturer_sink_records_total",
+    "log_capturer_sink_errors_total",
+    "log_capturer_sink_retries_total",
+    "log_capturer_positions_flushes_total",
+    "log_capturer_events_reconnects_total",
+    "log_capturer_lag_seconds",
+    "process_open_fds",
+    "process_threads",
+    "process_resident_memory_bytes",
+    "process_cpu_seconds_total",
+];
+
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (scripts/test.sh installs Debian's prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn metrics_health_and_streams_while_following() {
+    let name = unique("endpoints");
+    let cap = Capturer::start(&name, "[[sinks]]\ntype = \"stdout\"\n");
+    let c = Container::run(
+        &name,
+        &[],
+        "i=0; while true; do i=$((i+1)); echo \"line $i\"; sleep 0.1; done",
+    );
+    cap.wait_records(&name, 5, Duration::from_secs(30));
+
+    let streams = cap.streams();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    let s = &streams[0];
+    assert_eq!(s["container_id"], c.id.as_str());
+    assert_eq!(s["container_name"], name.as_str());
+    assert_eq!(s["state"], "following");
+    assert!(s["records"].as_u64().unwrap() >= 5);
+    assert!(s["bytes"].as_u64().unwrap() >= 5 * 6);
+    assert!(s["last_time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(s["reconnects"], 0);
+
+    let (status, body) = http_get(cap.port, "/health").unwrap();
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let metrics = cap.metrics();
+    for m in SPEC_METRICS {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(m)),
+            "metric {m} missing from /metrics"
+        );
+    }
+    promtool_check(&metrics);
+    assert_eq!(cap.metric("log_capturer_active_streams"), 1.0);
+    assert!(
+        cap.metric("log_capturer_docker_http_active_connections") >= 2.0,
+        "events + logs"
+    );
+
+    assert_eq!(http_get(cap.port, "/nope").unwrap().0, 404);
+
+    // The stdout sink got the same records as the file sink, in the same order.
+    let file: Vec<_> = cap.records_of(&name).into_iter().take(5).collect();
+    let stdout: Vec<_> = wait_for(Duration::from_secs(10), "stdout records", || {
+        let r: Vec<_> = cap
+            .stdout_records()
+            .into_iter()
+            .filter(|r| r["container_name"] == name.as_str())
+            .collect();
+        (r.len() >= 5).then_some(r)
+    });
+    assert_eq!(file, stdout[..5].to_vec());
+}
+
+#[test]
+fn unreachable_docker_is_not_fatal_and_health_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("nothing-here.sock");
+    let mut cap = Capturer::spawn(
+        "*",
+        &format!("[docker]\nhost = \"unix://{}\"\n", socket.display()),
+    );
+    let (status, body) = wait_for(Duration::from_secs(10), "/health answer", || {
+        http_get(cap.port, "/health")
+    });
+    assert_eq!(status, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "degraded");
+    let reasons = health["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("docker")),
+        "{reasons:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        cap.child.try_wait().unwrap().is_none(),
+        "still running while Docker is away"
+    );
+    assert!(cap.metric("log_capturer_docker_http_errors_total") >= 1.0);
+    let (exit, _) = cap.terminate(Duration::from_secs(5));
+    assert!(exit.success());
+}
