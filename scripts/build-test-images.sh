@@ -23,22 +23,8 @@ APPLETS=(sh echo printf seq sleep head yes cat)
 say() { printf 'build-test-images: %s\n' "$*" >&2; }
 die() { printf 'build-test-images: ERROR: %s\n' "$*" >&2; exit 1; }
 
-is_static() {
-    local out
-    [ -x "$1" ] || return 1
-    if command -v ldd >/dev/null 2>&1; then
-        out="$(LC_ALL=C ldd "$1" 2>&1 || true)"
-        case "$out" in
-            *"not a dynamic executable"*|*"statically linked"*) return 0 ;;
-        esac
-        return 1
-    fi
-    if command -v file >/dev/null 2>&1; then
-        LC_ALL=C file -L "$1" | grep -q 'statically linked'
-        return
-    fi
-    return 1
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 command -v docker >/dev/null 2>&1 || die "no docker CLI on PATH (run scripts/docker-up.sh)"
 [ -f "$DOCKERFILE" ] || die "$DOCKERFILE not found"

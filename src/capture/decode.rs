@@ -205,13 +205,7 @@ fn clamp(pos: Position, limit: Option<Position>) -> Position {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![kind, 0, 0, 0];
-        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
+    use crate::docker::frame::frame;
 
     fn run(
         d: &mut LogDecoder,

@@ -200,6 +200,28 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// `n` records of one container, messages "`tag` i" (test fixtures).
+#[cfg(test)]
+pub(crate) fn sample_records(n: usize, tag: &str) -> Vec<Record> {
+    let meta = Arc::new(ContainerMeta::new(
+        ContainerId::new("c"),
+        "n".into(),
+        "i".into(),
+        BTreeMap::new(),
+        Arc::from("h"),
+    ));
+    (0..n)
+        .map(|i| Record {
+            time: Timestamp::from_nanos(i as i64),
+            stream: Stream::Stdout,
+            message: format!("{tag} {i}"),
+            truncated: false,
+            meta: meta.clone(),
+            position: Position::default(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,16 +181,18 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
 
+/// One stdcopy frame as the daemon sends it (test fixtures).
+#[cfg(test)]
+pub(crate) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind, 0, 0, 0];
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![kind, 0, 0, 0];
-        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
 
     fn drain(fb: &mut FrameBuffer) -> Vec<(StreamKind, Vec<u8>)> {
         let mut out = Vec::new();

@@ -104,31 +104,15 @@ impl Sink for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::record::{ContainerId, ContainerMeta, Position, Record, Stream};
-    use crate::capture::timestamp::Timestamp;
+    use crate::capture::record::sample_records;
     use crate::config::ByteSize;
-    use std::sync::Arc;
 
     fn batch(n: usize, tag: &str) -> Batch {
-        let meta = Arc::new(ContainerMeta::new(
-            ContainerId::new("c"),
-            "n".into(),
-            "i".into(),
-            Default::default(),
-            Arc::from("h"),
-        ));
-        Batch::new(
-            (0..n)
-                .map(|i| Record {
-                    time: Timestamp::from_nanos(i as i64),
-                    stream: Stream::Stdout,
-                    message: format!("{tag} {i} {}", "x".repeat(100)),
-                    truncated: false,
-                    meta: meta.clone(),
-                    position: Position::default(),
-                })
-                .collect(),
-        )
+        let mut records = sample_records(n, tag);
+        for r in &mut records {
+            r.message.push_str(&"x".repeat(100));
+        }
+        Batch::new(records)
     }
 
     #[test]

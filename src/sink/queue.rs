@@ -166,28 +166,11 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::record::{ContainerId, ContainerMeta, Position, Stream};
-    use crate::capture::timestamp::Timestamp;
+    use crate::capture::record::sample_records;
     use std::time::Duration;
 
     fn records(n: usize) -> Vec<Record> {
-        let meta = Arc::new(ContainerMeta::new(
-            ContainerId::new("c"),
-            "n".into(),
-            "i".into(),
-            Default::default(),
-            Arc::from("h"),
-        ));
-        (0..n)
-            .map(|i| Record {
-                time: Timestamp::from_nanos(i as i64),
-                stream: Stream::Stdout,
-                message: i.to_string(),
-                truncated: false,
-                meta: meta.clone(),
-                position: Position::default(),
-            })
-            .collect()
+        sample_records(n, "r")
     }
 
     #[test]
@@ -209,7 +192,7 @@ mod tests {
             );
         }
         producer.join().unwrap();
-        let want: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let want: Vec<String> = (0..100).map(|i| format!("r {i}")).collect();
         assert_eq!(got, want);
         assert_eq!(
             rx.wait_nonempty(Instant::now() + Duration::from_secs(5)),
