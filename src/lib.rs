@@ -74,7 +74,11 @@ fn client_settings(config: &Config) -> Result<ClientSettings, FatalError> {
     })
 }
 
-fn supervisor_settings(config: &Config) -> SupervisorSettings {
+fn supervisor_settings(
+    config: &Config,
+    run_started: Timestamp,
+    first_run_at: Timestamp,
+) -> SupervisorSettings {
     let c = &config.containers;
     SupervisorSettings {
         filter: Filter {
@@ -92,7 +96,8 @@ fn supervisor_settings(config: &Config) -> SupervisorSettings {
         max_line_bytes: usize::try_from(c.max_line_bytes.get()).unwrap_or(usize::MAX),
         max_streams: c.max_streams,
         host: host_name(),
-        run_started: Timestamp::now(),
+        run_started,
+        first_run_at,
     }
 }
 
@@ -115,7 +120,11 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
 
     let (tx, rx) = sink::queue::bounded(config.pipeline.queue_records);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let acked = Arc::new(positions::AckedPositions::new());
+    let run_started = Timestamp::now();
+    let positions = Arc::new(
+        positions::Positions::open(&config.positions.path, run_started)
+            .map_err(|e| FatalError(e.to_string()))?,
+    );
     let sink_health = Arc::new(SinkHealth::default());
     let health = Arc::new(health::Health::new(sink_health.clone()));
     let registry = Arc::new(capture::streams::StreamRegistry::default());
@@ -128,12 +137,16 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
             bytes: usize::try_from(p.batch_bytes.get()).unwrap_or(usize::MAX),
             timeout: p.batch_timeout.get(),
             shutdown_timeout: p.shutdown_timeout.get(),
+            flush_interval: config.positions.flush_interval.get(),
         },
         metrics: metrics.clone(),
-        acked: acked.clone(),
+        positions: positions.clone(),
         health: sink_health,
         shutdown: shutdown.clone(),
         shutdown_seen: None,
+        last_sync: std::time::Instant::now(),
+        unsynced: false,
+        persist_failing: false,
     };
     let state = server::State {
         metrics: metrics.clone(),
@@ -142,12 +155,12 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
     };
     let supervisor = Supervisor::new(
         client.clone(),
-        supervisor_settings(config),
+        supervisor_settings(config, run_started, positions.first_run_at()),
         tx,
         (ev_tx.clone(), ev_rx),
         metrics.clone(),
         registry,
-        acked,
+        positions,
         health,
         shutdown.clone(),
     );

@@ -1,54 +1,315 @@
-//! Acknowledged positions: per container, the position of the last record every sink
-//! acknowledged. Only the dispatcher advances them, and only after a batch reached every
-//! sink; a follower never moves them. (Persisting them to `positions.path` builds on this.)
+//! Positions: per container, the position of the last record every sink acknowledged,
+//! persisted to `positions.path`. Only the dispatcher advances them, and only after a
+//! batch reached every sink. The file is replaced atomically (write a temporary file,
+//! rename it over the old one): after a crash of this process it holds the last persisted
+//! state, never a torn one. It also records when the capturer first ran and when it last
+//! persisted (`updated_at`), which decides where containers without a position start.
+//!
+//! File format (JSON): `{"version":1,"first_run_at":"<rfc3339>","updated_at":"<rfc3339>",
+//! "containers":{"<id>":{"time":"<rfc3339>","frames":N}}}`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::capture::record::{ContainerId, Position, Record};
+use crate::capture::timestamp::Timestamp;
 
-#[derive(Default)]
-pub struct AckedPositions {
-    map: Mutex<HashMap<ContainerId, Position>>,
+const VERSION: u32 = 1;
+
+/// The positions file could not be read, parsed or written.
+#[derive(Debug)]
+pub struct PositionsError {
+    pub path: PathBuf,
+    pub message: String,
 }
 
-impl AckedPositions {
-    pub fn new() -> AckedPositions {
-        AckedPositions::default()
+impl fmt::Display for PositionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "positions file {}: {}",
+            self.path.display(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for PositionsError {}
+
+#[derive(Serialize, Deserialize)]
+struct FileEntry {
+    time: String,
+    frames: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileFormat {
+    version: u32,
+    first_run_at: String,
+    updated_at: String,
+    containers: BTreeMap<String, FileEntry>,
+}
+
+#[derive(Debug)]
+struct State {
+    map: HashMap<ContainerId, Position>,
+    dirty: bool,
+}
+
+#[derive(Debug)]
+pub struct Positions {
+    path: PathBuf,
+    state: Mutex<State>,
+    first_run_at: Timestamp,
+    last_run_at: Option<Timestamp>,
+}
+
+impl Positions {
+    /// In-memory only (tests, and the library used without a file).
+    pub fn in_memory(now: Timestamp) -> Positions {
+        Positions {
+            path: PathBuf::new(),
+            state: Mutex::new(State {
+                map: HashMap::new(),
+                dirty: false,
+            }),
+            first_run_at: now,
+            last_run_at: None,
+        }
+    }
+
+    /// Loads `path` (a missing file means a first run at `now`) and proves that it can be
+    /// written, by writing it once. Any failure is fatal at start: guessing would lose or
+    /// duplicate lines.
+    pub fn open(path: &Path, now: Timestamp) -> Result<Positions, PositionsError> {
+        let err = |message: String| PositionsError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut positions = Positions::in_memory(now);
+        positions.path = path.to_path_buf();
+        match fs::read(path) {
+            Ok(bytes) => {
+                let file: FileFormat = serde_json::from_slice(&bytes).map_err(|e| {
+                    err(format!(
+                        "not a positions file ({e}); move it aside to start afresh"
+                    ))
+                })?;
+                if file.version != VERSION {
+                    return Err(err(format!("unsupported version {}", file.version)));
+                }
+                let parse = |s: &str| {
+                    Timestamp::parse(s.as_bytes()).map_err(|e| err(format!("bad time {s:?}: {e}")))
+                };
+                positions.first_run_at = parse(&file.first_run_at)?;
+                positions.last_run_at = Some(parse(&file.updated_at)?);
+                let mut state = positions.state.lock();
+                for (id, entry) in file.containers {
+                    let time = parse(&entry.time)?;
+                    state.map.insert(
+                        ContainerId::new(&id),
+                        Position {
+                            time,
+                            frames_at_time: entry.frames,
+                        },
+                    );
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(format!("cannot read: {e}"))),
+        }
+        positions
+            .persist(true)
+            .map_err(|e| err(format!("cannot write: {e}")))?;
+        Ok(positions)
+    }
+
+    /// When the capturer first ran with this file.
+    pub fn first_run_at(&self) -> Timestamp {
+        self.first_run_at
+    }
+
+    /// When the previous run last persisted (None on a first run).
+    pub fn last_run_at(&self) -> Option<Timestamp> {
+        self.last_run_at
     }
 
     /// Advances every container in `records` (queue order, so the last one wins).
-    pub fn ack(&self, records: &[crate::capture::record::Record]) {
-        let mut map = self.map.lock();
-        let mut last: Option<&Record> = None;
+    pub fn ack(&self, records: &[Record]) {
+        let mut state = self.state.lock();
         for r in records {
-            if let Some(prev) = last {
-                if prev.meta.id != r.meta.id {
-                    map.insert(prev.meta.id.clone(), prev.position);
-                }
-            }
-            last = Some(r);
+            state.map.insert(r.meta.id.clone(), r.position);
         }
-        if let Some(r) = last {
-            map.insert(r.meta.id.clone(), r.position);
-        }
+        state.dirty |= !records.is_empty();
     }
 
     pub fn get(&self, id: &ContainerId) -> Option<Position> {
-        self.map.lock().get(id).copied()
+        self.state.lock().map.get(id).copied()
     }
 
     /// Forgets a destroyed container.
     pub fn forget(&self, id: &ContainerId) {
-        self.map.lock().remove(id);
+        let mut state = self.state.lock();
+        if state.map.remove(id).is_some() {
+            state.dirty = true;
+        }
+    }
+
+    /// Forgets every container not in `existing` (they were removed while we were down).
+    pub fn retain(&self, existing: &HashSet<ContainerId>) -> usize {
+        let mut state = self.state.lock();
+        let before = state.map.len();
+        state.map.retain(|id, _| existing.contains(id));
+        let removed = before - state.map.len();
+        state.dirty |= removed > 0;
+        removed
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().len()
+        self.state.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.state.lock().dirty
+    }
+
+    /// Writes the file: temporary file, optional fsync, rename. With `sync`, also fsyncs
+    /// the directory, so the state survives a machine crash, not only a process crash.
+    pub fn persist(&self, sync: bool) -> io::Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let text = {
+            let mut state = self.state.lock();
+            state.dirty = false;
+            let containers = state
+                .map
+                .iter()
+                .map(|(id, p)| {
+                    (
+                        id.to_string(),
+                        FileEntry {
+                            time: p.time.to_rfc3339(),
+                            frames: p.frames_at_time,
+                        },
+                    )
+                })
+                .collect();
+            let file = FileFormat {
+                version: VERSION,
+                first_run_at: self.first_run_at.to_rfc3339(),
+                updated_at: Timestamp::now().to_rfc3339(),
+                containers,
+            };
+            serde_json::to_vec(&file).map_err(io::Error::other)?
+        };
+        let result = write_atomically(&self.path, &text, sync);
+        if result.is_err() {
+            self.state.lock().dirty = true;
+        }
+        result
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+    }
+    fs::rename(&tmp, path)?;
+    if sync {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::record::sample_records;
+
+    #[test]
+    fn round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/positions.json");
+        let t0 = Timestamp::from_nanos(1_000);
+        let p = Positions::open(&path, t0).unwrap();
+        assert_eq!(p.first_run_at(), t0);
+        assert_eq!(p.last_run_at(), None);
+        let mut records = sample_records(3, "x");
+        records[2].position = Position {
+            time: Timestamp::from_nanos(77),
+            frames_at_time: 2,
+        };
+        p.ack(&records);
+        assert!(p.is_dirty());
+        p.persist(false).unwrap();
+        assert!(!p.is_dirty());
+
+        let again = Positions::open(&path, Timestamp::from_nanos(9_999)).unwrap();
+        assert_eq!(again.first_run_at(), t0, "first run is kept");
+        assert!(again.last_run_at().is_some());
+        let id = ContainerId::new("c");
+        assert_eq!(
+            again.get(&id),
+            Some(Position {
+                time: Timestamp::from_nanos(77),
+                frames_at_time: 2
+            })
+        );
+        again.forget(&id);
+        again.persist(true).unwrap();
+        assert!(Positions::open(&path, t0).unwrap().is_empty());
+        assert!(!dir.path().join("data/positions.json.tmp").exists());
+    }
+
+    #[test]
+    fn retain_prunes_containers_that_are_gone() {
+        let p = Positions::in_memory(Timestamp::from_nanos(0));
+        p.ack(&sample_records(1, "x"));
+        assert_eq!(p.retain(&HashSet::from([ContainerId::new("other")])), 1);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        fs::write(&path, b"{not json").unwrap();
+        let e = Positions::open(&path, Timestamp::from_nanos(0)).unwrap_err();
+        assert!(e.to_string().contains("positions.json"), "{e}");
+        assert!(e.to_string().contains("move it aside"), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), b"{not json", "left untouched");
+    }
+
+    #[test]
+    fn an_unwritable_place_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, b"").unwrap();
+        let e =
+            Positions::open(&blocker.join("positions.json"), Timestamp::from_nanos(0)).unwrap_err();
+        assert!(e.to_string().contains("cannot"), "{e}");
     }
 }

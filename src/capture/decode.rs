@@ -35,7 +35,9 @@ pub enum Output {
 
 /// Decoding state of one container's log, kept across reconnects.
 pub struct LogDecoder {
-    tty: bool,
+    /// `None` until the first byte tells: stdcopy headers start with 0..=3, TTY text with
+    /// the digit of a timestamp. (API 1.41 sends no Content-Type for logs.)
+    tty: Option<bool>,
     frames: FrameBuffer,
     state: State,
 }
@@ -62,14 +64,15 @@ fn idx(s: Stream) -> usize {
 }
 
 impl LogDecoder {
-    pub fn new(tty: bool, max_line_bytes: usize, resume: Option<Position>) -> LogDecoder {
+    pub fn new(tty: Option<bool>, max_line_bytes: usize, resume: Option<Position>) -> LogDecoder {
+        let strip_cr = tty.unwrap_or(false);
         LogDecoder {
             tty,
             frames: FrameBuffer::new(32 * 1024, MAX_FRAME),
             state: State {
                 mergers: [
-                    LineMerger::new(max_line_bytes, tty),
-                    LineMerger::new(max_line_bytes, tty),
+                    LineMerger::new(max_line_bytes, strip_cr),
+                    LineMerger::new(max_line_bytes, strip_cr),
                 ],
                 pos: resume,
                 counting: None,
@@ -100,7 +103,21 @@ impl LogDecoder {
     /// unterminated message counts too.
     pub fn drain(&mut self, at_eof: bool, out: &mut impl FnMut(Output)) -> Result<(), FrameError> {
         loop {
-            let (kind, payload) = if self.tty {
+            let tty = match self.tty {
+                Some(t) => t,
+                None => match self.frames.pending().first() {
+                    None => return Ok(()),
+                    Some(&b) => {
+                        let tty = b > 3;
+                        self.tty = Some(tty);
+                        for m in &mut self.state.mergers {
+                            m.set_strip_cr(tty);
+                        }
+                        tty
+                    }
+                },
+            };
+            let (kind, payload) = if tty {
                 match self.frames.next_tty_message(at_eof) {
                     Some(p) => (StreamKind::Stdout, p),
                     None => return Ok(()),
@@ -237,7 +254,7 @@ mod tests {
             frame(1, b"2026-01-01T00:00:02.5Z c\n"),
         ]
         .concat();
-        let mut d = LogDecoder::new(false, 1024, None);
+        let mut d = LogDecoder::new(Some(false), 1024, None);
         let (lines, notices) = run(&mut d, &bytes, false);
         assert!(notices.is_empty());
         assert_eq!(lines.len(), 3);
@@ -266,7 +283,7 @@ mod tests {
             time: ts(t),
             frames_at_time: 2,
         };
-        let mut d = LogDecoder::new(false, 1024, Some(resume));
+        let mut d = LogDecoder::new(Some(false), 1024, Some(resume));
         let (lines, notices) = run(&mut d, &bytes, false);
         let texts: Vec<_> = lines.iter().map(|l| l.1.as_str()).collect();
         assert_eq!(texts, vec!["three", "four"]);
@@ -286,7 +303,7 @@ mod tests {
             frame(1, format!("{t1} end\n").as_bytes()),
         ]
         .concat();
-        let mut d = LogDecoder::new(false, 1 << 20, None);
+        let mut d = LogDecoder::new(Some(false), 1 << 20, None);
         let (lines, notices) = run(&mut d, &bytes, false);
         assert_eq!(lines[0].1, "err");
         // Resuming from the stderr line's position must re-read the stdout piece.
@@ -311,7 +328,7 @@ mod tests {
 
     #[test]
     fn tty_crlf_and_final_text() {
-        let mut d = LogDecoder::new(true, 1024, None);
+        let mut d = LogDecoder::new(Some(true), 1024, None);
         let (lines, _) = run(
             &mut d,
             b"2026-01-01T00:00:01Z hi\r\n2026-01-01T00:00:02Z bye",
@@ -322,6 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn tty_or_not_is_sniffed_from_the_first_byte() {
+        let mut d = LogDecoder::new(None, 1024, None);
+        let (lines, _) = run(&mut d, b"2026-01-01T00:00:01Z tty\r\n", false);
+        assert_eq!(lines[0].1, "tty");
+        let mut d = LogDecoder::new(None, 1024, None);
+        let bytes = [frame(2, b"2026-01-01T00:00:01Z muxed\r\n")].concat();
+        let (lines, _) = run(&mut d, &bytes, false);
+        assert_eq!(
+            (lines[0].0, lines[0].1.as_str()),
+            (Stream::Stderr, "muxed\r")
+        );
+    }
+
+    #[test]
     fn garbage_and_daemon_errors_are_notices() {
         let bytes = [
             frame(3, b"could not read log\n"),
@@ -329,7 +360,7 @@ mod tests {
             frame(1, b""),
         ]
         .concat();
-        let mut d = LogDecoder::new(false, 1024, None);
+        let mut d = LogDecoder::new(Some(false), 1024, None);
         let (lines, notices) = run(&mut d, &bytes, false);
         assert!(lines.is_empty());
         assert_eq!(

@@ -82,7 +82,8 @@ pub struct FollowerOutcome {
 pub struct Follower {
     pub client: Arc<DockerClient>,
     pub meta: Arc<RwLock<Arc<ContainerMeta>>>,
-    pub tty: bool,
+    /// `None`: decided from the first byte of the body.
+    pub tty: Option<bool>,
     pub start: StartFrom,
     pub stdout: bool,
     pub stderr: bool,
@@ -93,6 +94,7 @@ pub struct Follower {
     pub shutdown: Shutdown,
     pub stop: Arc<AtomicBool>,
     pub counters: Counters,
+    pub gate: Arc<super::gate::Gate>,
 }
 
 /// Metric handles resolved once per follower, not once per line.
@@ -138,7 +140,12 @@ impl Follower {
                 break EndReason::Stopped;
             }
             let query = self.query(&dec, first, true);
-            let end = match self.client.logs(self.meta.read().id.as_str(), &query) {
+            let Some(permit) = self.gate.acquire(&self.shutdown) else {
+                break EndReason::Stopped;
+            };
+            let opened = self.client.logs(self.meta.read().id.as_str(), &query);
+            drop(permit);
+            let end = match opened {
                 Ok(body) => {
                     first = false;
                     self.stats.set_state("following");

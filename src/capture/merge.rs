@@ -33,6 +33,11 @@ impl LineMerger {
         }
     }
 
+    /// Sets whether `\r` before the `\n` is removed (known once the body shows TTY or not).
+    pub fn set_strip_cr(&mut self, strip_cr: bool) {
+        self.strip_cr = strip_cr;
+    }
+
     /// Whether a line is being assembled.
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()

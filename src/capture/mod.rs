@@ -6,6 +6,7 @@ pub mod decode;
 pub mod events;
 pub mod filter;
 pub mod follower;
+pub mod gate;
 pub mod merge;
 pub mod record;
 pub mod streams;

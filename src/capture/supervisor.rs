@@ -1,32 +1,37 @@
 //! The supervisor: decides which containers are followed and owns every follower's
-//! `JoinHandle`. It reacts to Docker events, reconciles with the container list after each
-//! events (re)connect, remembers per container the last consumed position (so a restarted
-//! container resumes exactly where its previous stream ended), and on shutdown stops and
-//! joins every follower. Nothing is detached.
+//! `JoinHandle`. It reacts to Docker events, reconciles with the full container list
+//! (running or not) after each events (re)connect, and decides where each container's
+//! reading starts: after its position (acknowledged, or consumed earlier in this run),
+//! from the first recorded run for containers that started since, or per
+//! `containers.initial` for containers already running before any recorded run. On
+//! shutdown it stops and joins every follower. Nothing is detached.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-
-use crate::sink::queue::Producer;
 use parking_lot::RwLock;
 
 use super::filter::{Candidate, Filter};
-use super::follower::{Counters, Follower, FollowerOutcome, StartFrom};
-use super::record::{ContainerId, ContainerMeta, Position};
+use super::follower::{Counters, EndReason, Follower, FollowerOutcome, StartFrom};
+use super::gate::Gate;
+use super::record::{ContainerId, ContainerMeta};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
 use crate::config::Initial;
 use crate::docker::client::DockerClient;
-use crate::docker::types::{ContainerInspect, Event};
+use crate::docker::types::{ContainerSummary, Event};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::positions::AckedPositions;
+use crate::positions::Positions;
 use crate::shutdown::Shutdown;
+use crate::sink::queue::Producer;
+
+/// How many followers may be opening a logs request at the same time.
+const CONCURRENT_OPENS: usize = 8;
 
 /// Messages to the supervisor.
 pub enum SupEvent {
@@ -38,7 +43,7 @@ pub enum SupEvent {
     Wake,
 }
 
-/// Fixed settings of the supervisor, from `[containers]`.
+/// Fixed settings of the supervisor, from `[containers]` and the positions file.
 pub struct SupervisorSettings {
     pub filter: Filter,
     pub initial: Initial,
@@ -47,8 +52,18 @@ pub struct SupervisorSettings {
     pub max_line_bytes: usize,
     pub max_streams: usize,
     pub host: Arc<str>,
-    /// When this run started: containers started later are read from their beginning.
+    /// When this run started (`initial = "now"` starts here).
     pub run_started: Timestamp,
+    /// When the capturer first ran: containers started since are read from here.
+    pub first_run_at: Timestamp,
+}
+
+/// A container as discovery sees it, before following.
+struct Found {
+    id: ContainerId,
+    name: String,
+    image: String,
+    labels: BTreeMap<String, String>,
 }
 
 struct Running {
@@ -58,21 +73,27 @@ struct Running {
 }
 
 pub struct Supervisor {
-    pub client: Arc<DockerClient>,
-    pub settings: SupervisorSettings,
-    pub tx: Producer,
-    pub events: Receiver<SupEvent>,
-    pub notify: Sender<SupEvent>,
-    pub metrics: Arc<Metrics>,
-    pub registry: Arc<StreamRegistry>,
-    pub acked: Arc<AckedPositions>,
-    pub health: Arc<Health>,
-    pub shutdown: Shutdown,
+    client: Arc<DockerClient>,
+    settings: SupervisorSettings,
+    tx: Producer,
+    events: Receiver<SupEvent>,
+    notify: Sender<SupEvent>,
+    metrics: Arc<Metrics>,
+    registry: Arc<StreamRegistry>,
+    positions: Arc<Positions>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+    gate: Arc<Gate>,
     followers: HashMap<ContainerId, Running>,
-    /// Last consumed position of containers whose follower ended.
-    produced: HashMap<ContainerId, Position>,
-    /// Containers that started again while their previous follower was still finishing.
-    restart_wanted: HashSet<ContainerId>,
+    /// Last consumed position of containers whose follower ended in this run.
+    produced: HashMap<ContainerId, super::record::Position>,
+    /// Stopped containers read to their end in this run (until they start again).
+    completed: HashSet<ContainerId>,
+    /// Containers the filters reject, or stopped ones with nothing for us.
+    ignored: HashSet<ContainerId>,
+    /// Start events that came while the previous follower was still finishing.
+    restart_wanted: HashMap<ContainerId, Event>,
+    pruned: bool,
     warned_cap: bool,
 }
 
@@ -85,7 +106,7 @@ impl Supervisor {
         events: (Sender<SupEvent>, Receiver<SupEvent>),
         metrics: Arc<Metrics>,
         registry: Arc<StreamRegistry>,
-        acked: Arc<AckedPositions>,
+        positions: Arc<Positions>,
         health: Arc<Health>,
         shutdown: Shutdown,
     ) -> Supervisor {
@@ -97,12 +118,16 @@ impl Supervisor {
             events: events.1,
             metrics,
             registry,
-            acked,
+            positions,
             health,
             shutdown,
+            gate: Arc::new(Gate::new(CONCURRENT_OPENS)),
             followers: HashMap::new(),
             produced: HashMap::new(),
-            restart_wanted: HashSet::new(),
+            completed: HashSet::new(),
+            ignored: HashSet::new(),
+            restart_wanted: HashMap::new(),
+            pruned: false,
             warned_cap: false,
         }
     }
@@ -113,7 +138,7 @@ impl Supervisor {
         self.shutdown.on_trigger(move || {
             let _ = wake.send(SupEvent::Wake);
         });
-        let mut last_ping = std::time::Instant::now();
+        let mut last_ping = Instant::now();
         while !self.shutdown.is_triggered() {
             match self.events.recv_timeout(Duration::from_millis(500)) {
                 Ok(ev) => self.handle(ev),
@@ -121,7 +146,7 @@ impl Supervisor {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if last_ping.elapsed() >= Duration::from_secs(5) {
-                last_ping = std::time::Instant::now();
+                last_ping = Instant::now();
                 // Also lets the keep-alive pool close connections idle past idle_timeout.
                 let ok = self.client.ping().is_ok();
                 self.health.set_docker(ok);
@@ -140,8 +165,8 @@ impl Supervisor {
             SupEvent::EventsDown => self.health.set_events(false),
             SupEvent::FollowerDone(id) => {
                 self.reap(&id);
-                if self.restart_wanted.remove(&id) {
-                    self.consider(&id);
+                if let Some(ev) = self.restart_wanted.remove(&id) {
+                    self.started(&ev);
                 }
             }
             SupEvent::Docker(ev) => self.docker_event(ev),
@@ -153,115 +178,153 @@ impl Supervisor {
         let id = ContainerId::new(&ev.actor.id);
         match ev.action.as_str() {
             "start" => {
+                self.completed.remove(&id);
                 if self.followers.contains_key(&id) {
-                    self.restart_wanted.insert(id);
+                    self.restart_wanted.insert(id, ev);
                 } else {
-                    self.consider(&id);
+                    self.started(&ev);
                 }
             }
             "destroy" => {
                 self.produced.remove(&id);
+                self.completed.remove(&id);
+                self.ignored.remove(&id);
                 self.restart_wanted.remove(&id);
-                self.acked.forget(&id);
+                self.positions.forget(&id);
             }
             "rename" => {
                 if let Some(name) = ev.actor.attributes.get("name") {
-                    if let Some(r) = self.followers.get(&id) {
-                        let renamed = r.meta.read().renamed(name.trim_start_matches('/').into());
-                        *r.meta.write() = Arc::new(renamed);
-                    }
-                    if let Some(stats) = self.stats_of(&id) {
-                        *stats.name.lock() = name.trim_start_matches('/').to_string();
-                    }
+                    self.renamed(&id, name.trim_start_matches('/'));
                 }
             }
             _ => {}
         }
     }
 
-    fn stats_of(&self, id: &ContainerId) -> Option<Arc<StreamStats>> {
-        self.registry.get(id)
-    }
-
-    /// Follows every running container we do not follow yet.
-    fn reconcile(&mut self) {
-        match self.client.list_containers(false) {
-            Ok(list) => {
-                for c in list {
-                    let id = ContainerId::new(&c.id);
-                    if !self.followers.contains_key(&id) {
-                        self.consider(&id);
-                    }
-                }
-            }
-            Err(e) => log::warn!("supervisor: cannot list containers: {e}"),
+    fn renamed(&mut self, id: &ContainerId, name: &str) {
+        if let Some(r) = self.followers.get(id) {
+            let renamed = r.meta.read().renamed(name.to_string());
+            *r.meta.write() = Arc::new(renamed);
+        }
+        if let Some(stats) = self.registry.get(id) {
+            *stats.name.lock() = name.to_string();
         }
     }
 
-    /// Inspects a container and starts a follower if the filters accept it.
-    fn consider(&mut self, id: &ContainerId) {
-        if self.shutdown.is_triggered() || self.followers.contains_key(id) {
+    /// A start event: follow at once, with the metadata the event carries (name, image,
+    /// labels), so containers that live milliseconds are read before they are removed.
+    fn started(&mut self, ev: &Event) {
+        let attrs = &ev.actor.attributes;
+        let mut labels = attrs.clone();
+        let name = labels.remove("name").unwrap_or_default();
+        let image = labels.remove("image").unwrap_or_default();
+        let found = Found {
+            id: ContainerId::new(&ev.actor.id),
+            name: name.trim_start_matches('/').to_string(),
+            image,
+            labels,
+        };
+        if !self.accepts(&found) {
             return;
         }
-        let info = match self.client.inspect(id.as_str()) {
-            Ok(info) => info,
-            Err(e) if e.is_not_found() => return,
+        let start = match self.known_position(&found.id) {
+            Some(s) => s,
+            None => StartFrom::Since(self.settings.first_run_at),
+        };
+        self.spawn(found, start);
+    }
+
+    /// Follows every container (running or not) that has something for us.
+    fn reconcile(&mut self) {
+        let list = match self.client.list_containers(true) {
+            Ok(list) => list,
             Err(e) => {
-                log::warn!("supervisor: cannot inspect {}: {e}", id.short());
+                log::warn!("supervisor: cannot list containers: {e}");
                 return;
             }
         };
-        let name = info.name.trim_start_matches('/').to_string();
-        let empty = Default::default();
-        let labels = info.config.labels.as_ref().unwrap_or(&empty);
-        let candidate = Candidate {
-            id: id.as_str(),
-            name: &name,
-            image: &info.config.image,
-            labels,
-        };
-        if !self.settings.filter.accepts(&candidate) {
-            log::debug!("supervisor: {name} filtered out");
-            return;
-        }
-        let Some(start) = self.start_point(id, &info) else {
-            return;
-        };
-        if self.followers.len() >= self.settings.max_streams {
-            if !self.warned_cap {
-                log::warn!(
-                    "supervisor: containers.max_streams = {} reached; {name} is not followed",
-                    self.settings.max_streams
-                );
-                self.warned_cap = true;
+        if !self.pruned {
+            self.pruned = true;
+            let existing: HashSet<ContainerId> =
+                list.iter().map(|c| ContainerId::new(&c.id)).collect();
+            let removed = self.positions.retain(&existing);
+            if removed > 0 {
+                log::info!("positions: forgot {removed} containers removed while we were down");
             }
-            return;
         }
-        let meta = ContainerMeta::new(
-            id.clone(),
-            name,
-            info.config.image.clone(),
-            self.settings.filter.record_labels(labels),
-            self.settings.host.clone(),
-        );
-        self.spawn(meta, info.config.tty, start);
+        for c in &list {
+            self.listed(c);
+        }
     }
 
-    /// Where to read from; `None` when there is nothing to read (a stopped container we
-    /// have no business with).
-    fn start_point(&self, id: &ContainerId, info: &ContainerInspect) -> Option<StartFrom> {
-        if let Some(p) = self
-            .produced
+    fn listed(&mut self, c: &ContainerSummary) {
+        let id = ContainerId::new(&c.id);
+        let running = c.state == "running";
+        if self.followers.contains_key(&id)
+            || (!running && (self.completed.contains(&id) || self.ignored.contains(&id)))
+        {
+            return;
+        }
+        let found = Found {
+            id,
+            name: c.name().to_string(),
+            image: c.image.clone(),
+            labels: c.labels.clone().unwrap_or_default(),
+        };
+        if !self.accepts(&found) {
+            return;
+        }
+        let start = match self.known_position(&found.id) {
+            Some(s) => Some(s),
+            None => self.start_without_position(&found.id),
+        };
+        match start {
+            Some(s) => self.spawn(found, s),
+            None => {
+                self.ignored.insert(found.id);
+            }
+        }
+    }
+
+    fn accepts(&mut self, f: &Found) -> bool {
+        let candidate = Candidate {
+            id: f.id.as_str(),
+            name: &f.name,
+            image: &f.image,
+            labels: &f.labels,
+        };
+        let ok = self.settings.filter.accepts(&candidate);
+        if !ok {
+            log::debug!("supervisor: {} filtered out", f.name);
+            self.ignored.insert(f.id.clone());
+        }
+        ok
+    }
+
+    /// Resume after the position consumed in this run, or the acknowledged one.
+    fn known_position(&self, id: &ContainerId) -> Option<StartFrom> {
+        self.produced
             .get(id)
             .copied()
-            .or_else(|| self.acked.get(id))
-        {
-            return Some(StartFrom::After(p));
-        }
+            .or_else(|| self.positions.get(id))
+            .map(StartFrom::After)
+    }
+
+    /// A container we have no position for: started since the first recorded run (also
+    /// when it has exited since) means from then; already running before it, `initial`.
+    fn start_without_position(&self, id: &ContainerId) -> Option<StartFrom> {
+        let info = match self.client.inspect(id.as_str()) {
+            Ok(info) => info,
+            Err(e) => {
+                if !e.is_not_found() {
+                    log::warn!("supervisor: cannot inspect {}: {e}", id.short());
+                }
+                return None;
+            }
+        };
         let started = Timestamp::parse(info.state.started_at.as_bytes()).ok();
-        let started_during_run = started.is_some_and(|t| t >= self.settings.run_started);
-        if started_during_run {
-            return Some(StartFrom::Beginning);
+        if started.is_some_and(|t| t >= self.settings.first_run_at) {
+            return Some(StartFrom::Since(self.settings.first_run_at));
         }
         if !info.state.running {
             return None;
@@ -273,15 +336,37 @@ impl Supervisor {
         })
     }
 
-    fn spawn(&mut self, meta: ContainerMeta, tty: bool, start: StartFrom) {
-        let id = meta.id.clone();
+    fn spawn(&mut self, found: Found, start: StartFrom) {
+        if self.shutdown.is_triggered() {
+            return;
+        }
+        if self.followers.len() >= self.settings.max_streams {
+            if !self.warned_cap {
+                log::warn!(
+                    "supervisor: containers.max_streams = {} reached; {} is not followed",
+                    self.settings.max_streams,
+                    found.name
+                );
+                self.warned_cap = true;
+            }
+            return;
+        }
+        let id = found.id.clone();
+        let labels = self.settings.filter.record_labels(&found.labels);
+        let meta = ContainerMeta::new(
+            id.clone(),
+            found.name,
+            found.image,
+            labels,
+            self.settings.host.clone(),
+        );
         let stats = Arc::new(StreamStats::new(id.clone(), meta.name.clone()));
         let meta = Arc::new(RwLock::new(Arc::new(meta)));
         let stop = Arc::new(AtomicBool::new(false));
         let follower = Follower {
             client: self.client.clone(),
             meta: meta.clone(),
-            tty,
+            tty: None,
             start,
             stdout: self.settings.stdout,
             stderr: self.settings.stderr,
@@ -292,6 +377,7 @@ impl Supervisor {
             shutdown: self.shutdown.clone(),
             stop: stop.clone(),
             counters: Counters::new(&self.metrics),
+            gate: self.gate.clone(),
         };
         let notify = self.notify.clone();
         let done_id = id.clone();
@@ -309,6 +395,7 @@ impl Supervisor {
                     meta.read().name,
                     id.short()
                 );
+                self.ignored.remove(&id);
                 self.registry.insert(stats);
                 self.metrics.stream_starts.inc();
                 self.metrics.active_streams.inc();
@@ -339,6 +426,9 @@ impl Supervisor {
                     .inc();
                 if let Some(p) = outcome.position {
                     self.produced.insert(id.clone(), p);
+                }
+                if outcome.reason == EndReason::Eof {
+                    self.completed.insert(id.clone());
                 }
             }
             Err(_) => {

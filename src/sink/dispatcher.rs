@@ -14,7 +14,7 @@ use super::{Batch, Sink, SinkError};
 use crate::capture::record::Record;
 use crate::capture::timestamp::Timestamp;
 use crate::metrics::Metrics;
-use crate::positions::AckedPositions;
+use crate::positions::Positions;
 use crate::shutdown::Shutdown;
 
 /// Batch limits and the drain budget, from `[pipeline]`.
@@ -24,6 +24,8 @@ pub struct BatchSettings {
     pub bytes: usize,
     pub timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// How often the positions file is fsynced (it is rewritten after every batch).
+    pub flush_interval: Duration,
 }
 
 /// Per-sink failure state, read by `/health`.
@@ -66,11 +68,15 @@ pub struct Dispatcher {
     pub sinks: Vec<Box<dyn Sink>>,
     pub settings: BatchSettings,
     pub metrics: Arc<Metrics>,
-    pub acked: Arc<AckedPositions>,
+    pub positions: Arc<Positions>,
     pub health: Arc<SinkHealth>,
     pub shutdown: Shutdown,
     /// When this thread first saw the shutdown request.
     pub shutdown_seen: Option<Instant>,
+    /// Last fsync of the positions file, and whether it was written since.
+    pub last_sync: Instant,
+    pub unsynced: bool,
+    pub persist_failing: bool,
 }
 
 impl Dispatcher {
@@ -83,7 +89,8 @@ impl Dispatcher {
             self.set_lag(oldest);
             let batch = Batch::new(records);
             if self.deliver(&batch) {
-                self.acked.ack(&batch.records);
+                self.positions.ack(&batch.records);
+                self.persist(false);
             } else {
                 dropped += batch.records.len();
             }
@@ -92,10 +99,41 @@ impl Dispatcher {
             }
             self.metrics.queue_records.set(self.rx.len() as i64);
         }
+        self.persist(true);
         if dropped > 0 {
             log::warn!(
                 "dispatcher: shutdown budget spent; {dropped} records were not delivered and stay unacknowledged"
             );
+        }
+    }
+
+    /// Rewrites the positions file after an ack (a process crash then loses at most the
+    /// batch in flight); fsyncs it every `flush_interval` and when `force`d.
+    fn persist(&mut self, force: bool) {
+        let sync = force || self.last_sync.elapsed() >= self.settings.flush_interval;
+        if !sync && !self.positions.is_dirty() {
+            return;
+        }
+        match self.positions.persist(sync) {
+            Ok(()) => {
+                self.metrics.positions_flushes.inc();
+                if self.persist_failing {
+                    log::info!("positions: written again");
+                }
+                self.persist_failing = false;
+                if sync {
+                    self.last_sync = Instant::now();
+                    self.unsynced = false;
+                } else {
+                    self.unsynced = true;
+                }
+            }
+            Err(e) => {
+                if !self.persist_failing {
+                    log::error!("positions: cannot write the positions file: {e}; will retry");
+                }
+                self.persist_failing = true;
+            }
         }
     }
 
@@ -124,6 +162,9 @@ impl Dispatcher {
                 Ok(false) => {
                     self.metrics.queue_records.set(0);
                     self.metrics.lag_seconds.set(0.0);
+                    if self.positions.is_dirty() || self.unsynced {
+                        self.persist(false);
+                    }
                 }
                 Err(_) => return None,
             }
