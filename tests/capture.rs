@@ -23,6 +23,7 @@ fn messages(records: &[serde_json::Value], stream: &str) -> Vec<String> {
 
 #[test]
 fn several_containers_stdout_and_stderr_exactly_once_in_order() {
+    let _daemon = crate::util::shared_daemon();
     let prefix = unique("several");
     let cap = Capturer::start(&format!("{prefix}-*"), "");
     let script = "for i in $(seq 1 500); do echo \"out $i\"; echo \"err $i\" >&2; done";
@@ -75,6 +76,7 @@ fn several_containers_stdout_and_stderr_exactly_once_in_order() {
 
 #[test]
 fn tty_container_lines_without_crlf() {
+    let _daemon = crate::util::shared_daemon();
     let name = unique("tty");
     let cap = Capturer::start(&name, "");
     let c = Container::run(&name, &["-t"], "echo first; echo second; echo third >&2");
@@ -85,6 +87,7 @@ fn tty_container_lines_without_crlf() {
 
 #[test]
 fn a_100_kb_line_is_one_record() {
+    let _daemon = crate::util::shared_daemon();
     let name = unique("long");
     let cap = Capturer::start(&name, "");
     let c = Container::run(
@@ -103,6 +106,7 @@ fn a_100_kb_line_is_one_record() {
 
 #[test]
 fn long_line_is_cut_at_max_line_bytes() {
+    let _daemon = crate::util::shared_daemon();
     let name = unique("cut");
     let cap = Capturer::start(&name, "[containers]\nmax_line_bytes = \"1KiB\"\n");
     let c = Container::run(
@@ -121,6 +125,7 @@ fn long_line_is_cut_at_max_line_bytes() {
 
 #[test]
 fn text_without_final_newline_at_exit_is_a_record() {
+    let _daemon = crate::util::shared_daemon();
     let name = unique("nonl");
     let cap = Capturer::start(&name, "");
     let c = Container::run(&name, &[], "echo one; printf 'last words'");
@@ -131,6 +136,7 @@ fn text_without_final_newline_at_exit_is_a_record() {
 
 #[test]
 fn container_that_exits_at_once_is_captured() {
+    let _daemon = crate::util::shared_daemon();
     let name = unique("quick");
     let cap = Capturer::start(&name, "");
     let c = Container::run(&name, &[], "echo quick");
@@ -141,6 +147,7 @@ fn container_that_exits_at_once_is_captured() {
 
 #[test]
 fn invalid_utf8_is_replaced() {
+    let _daemon = crate::util::shared_daemon();
     let name = unique("utf8");
     let cap = Capturer::start(&name, "");
     let c = Container::run(
@@ -155,6 +162,7 @@ fn invalid_utf8_is_replaced() {
 
 #[test]
 fn include_exclude_and_opt_out_label_filters() {
+    let _daemon = crate::util::shared_daemon();
     let prefix = unique("filter");
     let cap = Capturer::start(
         &format!("{prefix}-*"),

@@ -24,6 +24,7 @@ fn client(max_idle: usize) -> (DockerClient, Arc<Metrics>) {
 
 #[test]
 fn hundred_list_and_inspect_calls_reuse_connections() {
+    let _daemon = crate::util::shared_daemon();
     let c = Container::run(&unique("conn"), &[], "sleep 30");
     let (client, metrics) = client(4);
     for i in 0..100 {
@@ -46,6 +47,7 @@ fn hundred_list_and_inspect_calls_reuse_connections() {
 
 #[test]
 fn not_found_is_classified() {
+    let _daemon = crate::util::shared_daemon();
     let (client, metrics) = client(2);
     let err = client
         .inspect("no-such-container-for-sure")
@@ -60,6 +62,7 @@ fn not_found_is_classified() {
 
 #[test]
 fn unreachable_socket_is_a_transient_error() {
+    let _daemon = crate::util::shared_daemon();
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let settings = ClientSettings {
         socket: "/nonexistent/docker.sock".into(),

@@ -60,6 +60,7 @@ fn promtool_check(text: &str) {
 
 #[test]
 fn metrics_health_and_streams_while_following() {
+    let _daemon = crate::util::shared_daemon();
     let name = unique("endpoints");
     let cap = Capturer::start(&name, "[[sinks]]\ntype = \"stdout\"\n");
     let c = Container::run(
@@ -116,6 +117,7 @@ fn metrics_health_and_streams_while_following() {
 
 #[test]
 fn unreachable_docker_is_not_fatal_and_health_says_why() {
+    let _daemon = crate::util::shared_daemon();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("nothing-here.sock");
     let mut cap = Capturer::spawn(

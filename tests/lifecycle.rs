@@ -7,6 +7,7 @@ use crate::util::{docker, unique, wait_for, Capturer, Container};
 
 #[test]
 fn threads_and_fds_return_to_baseline_after_containers_go_away() {
+    let _daemon = crate::util::shared_daemon();
     let prefix = unique("leak");
     let cap = Capturer::start(&format!("{prefix}-*"), "[docker]\nidle_timeout = \"1s\"\n");
     std::thread::sleep(Duration::from_millis(500));
@@ -55,6 +56,7 @@ fn threads_and_fds_return_to_baseline_after_containers_go_away() {
 
 #[test]
 fn sigterm_with_50_active_streams_exits_0_within_2s() {
+    let _daemon = crate::util::shared_daemon();
     let prefix = unique("term");
     let mut cap = Capturer::start(&format!("{prefix}-*"), "");
     let containers: Vec<Container> = (0..50)

@@ -6,4 +6,5 @@ mod cli;
 mod connections;
 mod endpoints;
 mod lifecycle;
+mod resume;
 mod util;

@@ -117,6 +117,19 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Tests share the one Docker daemon; a test that restarts it takes it exclusively.
+static DAEMON: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Taken (once, first thing) by every test that uses the daemon.
+pub fn shared_daemon() -> std::sync::RwLockReadGuard<'static, ()> {
+    DAEMON.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Taken by a test that stops and starts the daemon.
+pub fn exclusive_daemon() -> std::sync::RwLockWriteGuard<'static, ()> {
+    DAEMON.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The capturer binary running with a config of the test's own.
 pub struct Capturer {
     pub child: Child,
@@ -153,24 +166,34 @@ impl Capturer {
         let config = merge_sections(&config);
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.path().join("capturer.log")).expect("log file");
-        let stdout = std::fs::File::create(dir.path().join("stdout.jsonl")).expect("stdout file");
-        let child = Command::new(env!("CARGO_BIN_EXE_log-capturer"))
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .env_remove("LOG_CAPTURER_TEST_IMAGE")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(log)
-            .spawn()
-            .expect("spawn log-capturer");
+        let child = launch(dir.path());
         Capturer {
             child,
             dir,
             port,
             out,
         }
+    }
+
+    /// Starts the process again with the same config, files and port (after a stop),
+    /// and waits for /health ok.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.try_wait().ok().flatten().is_some(),
+            "restart after a stop"
+        );
+        self.child = launch(self.dir.path());
+        wait_for(
+            Duration::from_secs(20),
+            "restarted capturer /health ok",
+            || http_get(self.port, "/health").filter(|(s, _)| *s == 200),
+        );
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {
@@ -254,6 +277,28 @@ impl Drop for Capturer {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Spawns the binary on `dir`/config.toml; its stderr and stdout are appended to files
+/// there, so a restarted process adds to what the earlier one wrote.
+fn launch(dir: &Path) -> Child {
+    let append = |name: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+            .expect("open a capture file")
+    };
+    Command::new(env!("CARGO_BIN_EXE_log-capturer"))
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("RUST_LOG", "info")
+        .env_remove("LOG_CAPTURER_TEST_IMAGE")
+        .stdin(Stdio::null())
+        .stdout(append("stdout.jsonl"))
+        .stderr(append("capturer.log"))
+        .spawn()
+        .expect("spawn log-capturer")
 }
 
 pub fn signal(pid: u32, sig: &str) {

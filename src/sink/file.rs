@@ -36,11 +36,18 @@ impl FileSink {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)?;
         self.size = file.metadata()?.len();
+        if self.size > 0 && !ends_with_newline(&mut file)? {
+            // A crash mid-write left a torn last line; its batch was not acknowledged and
+            // will be written again. End the fragment so the next record starts a line.
+            file.write_all(b"\n")?;
+            self.size += 1;
+        }
         self.file = Some(file);
         Ok(())
     }
@@ -65,6 +72,14 @@ impl FileSink {
         let _ = fs::remove_file(numbered(self.max_files + 1));
         self.reopen()
     }
+}
+
+fn ends_with_newline(file: &mut File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
@@ -145,6 +160,25 @@ mod tests {
                 .lines()
                 .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
         }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ended_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"whole\":1}\n{\"torn\":").unwrap();
+        let cfg = FileSinkConfig {
+            path: path.clone(),
+            max_bytes: ByteSize(1 << 20),
+            max_files: 1,
+        };
+        let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
+        sink.write_batch(&batch(1, "new")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1], "{\"torn\":");
+        assert!(serde_json::from_str::<serde_json::Value>(lines[2]).is_ok());
     }
 
     #[test]
