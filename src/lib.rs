@@ -118,6 +118,13 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         shutdown.on_trigger(move || client.shutdown());
     }
 
+    match positions.last_run_at() {
+        Some(t) => log::info!(
+            "positions: {} containers, previous run last wrote at {t}",
+            positions.len()
+        ),
+        None => log::info!("positions: first run"),
+    }
     let (tx, rx) = sink::queue::bounded(config.pipeline.queue_records);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let run_started = Timestamp::now();
