@@ -118,13 +118,6 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         shutdown.on_trigger(move || client.shutdown());
     }
 
-    match positions.last_run_at() {
-        Some(t) => log::info!(
-            "positions: {} containers, previous run last wrote at {t}",
-            positions.len()
-        ),
-        None => log::info!("positions: first run"),
-    }
     let (tx, rx) = sink::queue::bounded(config.pipeline.queue_records);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let run_started = Timestamp::now();
@@ -132,6 +125,13 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         positions::Positions::open(&config.positions.path, run_started)
             .map_err(|e| FatalError(e.to_string()))?,
     );
+    match positions.last_run_at() {
+        Some(t) => log::info!(
+            "positions: {} containers, previous run last wrote at {t}",
+            positions.len()
+        ),
+        None => log::info!("positions: first run"),
+    }
     let sink_health = Arc::new(SinkHealth::default());
     let health = Arc::new(health::Health::new(sink_health.clone()));
     let registry = Arc::new(capture::streams::StreamRegistry::default());

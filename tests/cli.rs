@@ -75,3 +75,27 @@ fn taken_listen_address_is_fatal_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
 }
+
+#[test]
+fn unwritable_positions_file_is_fatal_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"\"\n[positions]\npath = \"{}\"\n[[sinks]]\ntype = \"file\"\npath = \"{}\"\n",
+            blocker.join("positions.json").display(),
+            dir.path().join("o.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = capturer(&["--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("positions file") && err.contains("not-a-dir"),
+        "{err}"
+    );
+}
