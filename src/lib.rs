@@ -18,6 +18,7 @@
 //! joins the followers, lets the dispatcher drain the queue, then stops the server.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod capture;
 pub mod config;
 pub mod docker;
@@ -109,8 +110,10 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         "" => None,
         listen => Some(server::bind(listen).map_err(FatalError)?),
     };
-    let sinks = sink::open_all(&config.sinks).map_err(FatalError)?;
+    let sinks = sink::open_all(&config.sinks, &metrics).map_err(FatalError)?;
     let sink_names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
+    let interrupters: Vec<sink::Interrupter> =
+        sinks.iter().filter_map(|s| s.interrupter()).collect();
     let reasons = capture::follower::EndReason::ALL.map(|r| r.as_str());
     metrics.init_labels(&sink_names, &reasons);
     {
@@ -199,6 +202,18 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         // Returns after shutdown, with every follower joined and the queue sender dropped.
         supervisor.run();
         let _ = events_thread.join();
+        // The dispatcher drains within the shutdown budget; a sink request hung past it
+        // is aborted so the stop stays bounded.
+        let budget_end = std::time::Instant::now() + config.pipeline.shutdown_timeout.get();
+        while !dispatcher_thread.is_finished() && std::time::Instant::now() < budget_end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !dispatcher_thread.is_finished() {
+            log::warn!("shutdown budget spent with a sink write in flight: aborting it");
+            for interrupt in &interrupters {
+                interrupt();
+            }
+        }
         let _ = dispatcher_thread.join();
         if let Some(srv) = &http {
             srv.unblock();

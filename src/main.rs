@@ -65,7 +65,12 @@ fn usage_error(msg: &str) -> Parsed {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        // ureq's trace level prints wire data unredacted (Authorization headers of the
+        // sinks): cap it, whatever RUST_LOG says.
+        .filter_module("ureq", log::LevelFilter::Debug)
+        .filter_module("ureq_proto", log::LevelFilter::Debug)
+        .init();
     let args = match parse_args() {
         Parsed::Run(a) => a,
         Parsed::Exit(code) => return code,

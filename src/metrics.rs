@@ -61,6 +61,7 @@ pub struct Metrics {
     pub sink_records: IntCounterVec,
     pub sink_errors: IntCounterVec,
     pub sink_retries: IntCounterVec,
+    pub sink_rejected_records: IntCounterVec,
     pub sink_batch_seconds: prometheus::HistogramVec,
     pub positions_flushes: IntCounter,
     pub events_reconnects: IntCounter,
@@ -175,6 +176,11 @@ impl Metrics {
             )?,
             sink_errors: counter_vec("sink_errors_total", "Failed sink writes.", &["sink"])?,
             sink_retries: counter_vec("sink_retries_total", "Sink write retries.", &["sink"])?,
+            sink_rejected_records: counter_vec(
+                "sink_rejected_records_total",
+                "Records a sink refused for good (not retryable), dropped.",
+                &["sink"],
+            )?,
             sink_batch_seconds,
             positions_flushes: counter(
                 "positions_flushes_total",
@@ -207,6 +213,7 @@ impl Metrics {
             self.sink_records.with_label_values(&[s]);
             self.sink_errors.with_label_values(&[s]);
             self.sink_retries.with_label_values(&[s]);
+            self.sink_rejected_records.with_label_values(&[s]);
         }
     }
 

@@ -6,5 +6,7 @@ mod cli;
 mod connections;
 mod endpoints;
 mod lifecycle;
+mod receivers;
 mod resume;
+mod sinks;
 mod util;

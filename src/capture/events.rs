@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use super::follower::jitter;
 use super::supervisor::SupEvent;
+use crate::backoff::Backoff;
 use crate::docker::client::{DockerClient, ReadOutcome};
 use crate::docker::types::Event;
 use crate::metrics::Metrics;
@@ -19,7 +19,7 @@ const MAX_EVENT_LINE: usize = 1 << 20;
 
 /// Runs until shutdown.
 pub fn run(client: &DockerClient, tx: &Sender<SupEvent>, metrics: &Metrics, shutdown: &Shutdown) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     let mut connected_before = false;
     while !shutdown.is_triggered() {
         match client.events(None) {
@@ -28,7 +28,7 @@ pub fn run(client: &DockerClient, tx: &Sender<SupEvent>, metrics: &Metrics, shut
                     metrics.events_reconnects.inc();
                 }
                 connected_before = true;
-                backoff = Duration::from_millis(250);
+                backoff.reset();
                 if tx.send(SupEvent::EventsConnected).is_err() {
                     return;
                 }
@@ -61,16 +61,15 @@ pub fn run(client: &DockerClient, tx: &Sender<SupEvent>, metrics: &Metrics, shut
                 if shutdown.is_triggered() {
                     return;
                 }
-                log::warn!("events: {e}; retrying in {backoff:?}");
+                log::warn!("events: {e}; retrying");
             }
         }
         if tx.send(SupEvent::EventsDown).is_err() {
             return;
         }
-        if shutdown.wait_timeout(jitter(backoff)) {
+        if shutdown.wait_timeout(backoff.next_delay()) {
             return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 

@@ -15,6 +15,7 @@ use super::decode::{LogDecoder, Notice, Output};
 use super::record::{ContainerMeta, Position, Record, Stream};
 use super::streams::StreamStats;
 use super::timestamp::Timestamp;
+use crate::backoff::Backoff;
 use crate::docker::client::{BodyStream, DockerClient, LogsQuery, ReadOutcome};
 use crate::docker::error::DockerError;
 use crate::metrics::Metrics;
@@ -133,7 +134,7 @@ impl Follower {
             _ => None,
         };
         let mut dec = LogDecoder::new(self.tty, self.max_line_bytes, resume);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         let mut first = true;
         let reason = loop {
             if self.stopping() {
@@ -149,7 +150,7 @@ impl Follower {
                 Ok(body) => {
                     first = false;
                     self.stats.set_state("following");
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     self.pump(body, &mut dec)
                 }
                 Err(e) => BodyEnd::Error(e),
@@ -165,17 +166,17 @@ impl Follower {
                 }
                 BodyEnd::Error(_) if self.stopping() => break EndReason::Stopped,
                 BodyEnd::Error(e) => {
+                    let delay = backoff.next_delay();
                     log::warn!(
-                        "follower {}: {e}; reconnecting in {backoff:?}",
+                        "follower {}: {e}; reconnecting in {delay:?}",
                         self.meta.read().id.short()
                     );
                     self.stats.set_state("reconnecting");
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     dec.restart();
-                    if self.shutdown.wait_timeout(jitter(backoff)) {
+                    if self.shutdown.wait_timeout(delay) {
                         break EndReason::Stopped;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         };
@@ -330,13 +331,4 @@ impl Follower {
             }
         }
     }
-}
-
-/// Backoff with up to +50% jitter, so reconnects of many followers spread out.
-pub fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    d + d.mul_f64(f64::from(nanos % 500) / 1000.0)
 }

@@ -169,7 +169,7 @@ const fn escape_table() -> [bool; 256] {
 static NEEDS_ESCAPE: [bool; 256] = escape_table();
 
 /// Writes a JSON string literal, escaping per RFC 8259.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     if !bytes.iter().any(|&b| NEEDS_ESCAPE[b as usize]) {

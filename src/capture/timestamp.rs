@@ -195,6 +195,13 @@ impl Timestamp {
         (n.div_euclid(NANOS_PER_SEC), n.rem_euclid(NANOS_PER_SEC))
     }
 
+    /// UTC calendar date and hour: `(year, month 1..=12, day 1..=31, hour 0..=23)`.
+    pub fn civil(self) -> (i64, u32, u32, u32) {
+        let (secs, _) = self.split();
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        (y, m, d, (secs.rem_euclid(86_400) / 3600) as u32)
+    }
+
     /// The 30 ASCII bytes `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (the year is 1677..=2262).
     fn encode(self) -> [u8; 30] {
         let (secs, nanos) = self.split();

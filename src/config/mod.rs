@@ -4,32 +4,45 @@
 //! from; unknown keys and variables are errors, never ignored.
 //!
 //! # Layout
-//! - `sections.rs`: the section structs, `Initial`, `ReadFrom`, sinks, and defaults.
+//! - `sections.rs`: the section structs, `Initial`, `ReadFrom`, and defaults.
+//! - `sinks.rs`: `SinkConfig`, the file and stdout sinks, and defaults.
+//! - `http_sinks.rs`: the Loki and Elasticsearch sinks, and defaults.
+//! - `template.rs`: Loki label templates and Elasticsearch index patterns, parsed for
+//!   validation and for the sinks alike.
 //! - `units.rs`: `HumanDuration` and `ByteSize`, parsed and printed as strings.
 //! - `parse.rs`: TOML text to `Config`, blaming the exact key that fails.
-//! - `env.rs`: environment overrides.
-//! - `validate.rs`: checks of values that parse but cannot work.
-//! - `secret.rs`: keeping credentials out of `--check-config` output.
+//! - `env.rs`: environment overrides (scalar keys of the sections; never sinks).
+//! - `validate.rs`, `validate_http.rs`: checks of values that parse but cannot work;
+//!   `url.rs`: the base URLs of the HTTP sinks.
+//! - `secret.rs`: keeping credentials out of `--check-config` output and `Debug`.
 //! - `error.rs`: `ConfigError`.
 
 mod env;
 mod error;
+mod http_sinks;
 mod parse;
 mod secret;
 mod sections;
+mod sinks;
+mod template;
 pub mod units;
+mod url;
 mod validate;
+mod validate_http;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 pub use error::{ConfigError, Origin};
+pub use http_sinks::{ElasticsearchSinkConfig, LineFormat, LokiSinkConfig};
 pub use secret::{is_secret_key, Secret, REDACTED};
 pub use sections::{
-    ContainersConfig, DockerConfig, FileSinkConfig, FilesConfig, Initial, PipelineConfig,
-    PositionsConfig, ReadFrom, ServerConfig, SinkConfig, StdoutSinkConfig,
+    ContainersConfig, DockerConfig, FilesConfig, Initial, PipelineConfig, PositionsConfig,
+    ReadFrom, ServerConfig,
 };
+pub use sinks::{FileSinkConfig, SinkConfig, StdoutSinkConfig};
+pub use template::{parse_index_pattern, parse_template, IndexPart, TemplateField, TemplatePart};
 pub use units::{ByteSize, HumanDuration, InvalidValue};
 
 /// The whole configuration; `Default` is the documented `config/log-capturer.toml`.
@@ -119,8 +132,11 @@ impl Config {
         validate::validate(self)
     }
 
-    /// The effective configuration as TOML, for `--check-config`. It parses back to an
-    /// equal `Config`, except that credentials are printed as `"<redacted>"`.
+    /// The effective configuration as TOML, for `--check-config`: every key, except
+    /// optional sink keys that are unset. It parses back to an equal `Config`, except
+    /// that credentials (`password`, `bearer_token`, `api_key`) are printed as
+    /// `"<redacted>"`, so a printed config with credentials parses back to one whose
+    /// credentials are the literal text `<redacted>`.
     pub fn to_toml(&self) -> String {
         let text = match toml::to_string(self) {
             Ok(text) => text,
@@ -174,6 +190,8 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../config/log-capturer.toml");
+    const LOKI_EXAMPLE: &str = include_str!("../../config/examples/loki.toml");
+    const ES_EXAMPLE: &str = include_str!("../../config/examples/elasticsearch.toml");
 
     #[test]
     fn documented_example_equals_defaults() {
@@ -186,6 +204,22 @@ mod tests {
         let example: toml::Table = EXAMPLE.parse().unwrap();
         let defaults: toml::Table = Config::default().to_toml().parse().unwrap();
         assert_eq!(example, defaults, "the example must spell out every key");
+    }
+
+    #[test]
+    fn example_sink_files_are_valid() {
+        for (text, name, type_name) in [
+            (LOKI_EXAMPLE, "config/examples/loki.toml", "loki"),
+            (
+                ES_EXAMPLE,
+                "config/examples/elasticsearch.toml",
+                "elasticsearch",
+            ),
+        ] {
+            let config = Config::from_toml_str(text, name).unwrap();
+            let types: Vec<_> = config.sinks.iter().map(SinkConfig::type_name).collect();
+            assert_eq!(types, [type_name, "file"], "{name}");
+        }
     }
 
     #[test]

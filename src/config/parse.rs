@@ -2,7 +2,7 @@
 //! table first and each section deserialized on its own, so every error can name the
 //! dotted key at fault (`docker.read_timeout`, `sinks[1].max_files`): when a section
 //! fails, its keys are retried one at a time to find the culprit. Sinks are picked by
-//! their `type` key by hand, to give "not supported yet" its own message.
+//! their `type` key by hand, so a missing or unknown type gets its own message.
 
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
@@ -20,8 +20,8 @@ const SECTIONS: [&str; 7] = [
     "sinks",
 ];
 
-/// The sink `type`s planned in SPEC §3 but not implemented yet.
-const PLANNED_SINKS: [&str; 2] = ["loki", "elasticsearch"];
+/// The sink `type`s, in the order of SPEC §3.
+const SINK_TYPES: [&str; 4] = ["file", "stdout", "loki", "elasticsearch"];
 
 /// Parses `text` over the defaults, without validating. Errors carry no origin yet.
 pub(super) fn parse_document(text: &str) -> Result<Config, ConfigError> {
@@ -106,7 +106,7 @@ fn sink(path: &str, entry: Value) -> Result<SinkConfig, ConfigError> {
         return Err(ConfigError::at(path, message));
     };
     let type_key = format!("{path}.type");
-    let valid = quoted(&["file", "stdout"]);
+    let valid = quoted(&SINK_TYPES);
     let kind = match table.remove("type") {
         Some(Value::String(kind)) => kind,
         Some(other) => {
@@ -126,14 +126,23 @@ fn sink(path: &str, entry: Value) -> Result<SinkConfig, ConfigError> {
     match kind.as_str() {
         "file" => section(path, Value::Table(table)).map(SinkConfig::File),
         "stdout" => section(path, Value::Table(table)).map(SinkConfig::Stdout),
-        planned if PLANNED_SINKS.contains(&planned) => Err(ConfigError::at(
-            type_key,
-            format!("{kind:?} is not supported yet"),
-        )),
+        "loki" => http_sink(path, table).map(SinkConfig::Loki),
+        "elasticsearch" => http_sink(path, table).map(SinkConfig::Elasticsearch),
         _ => Err(ConfigError::at(
             type_key,
             format!("unknown sink type {kind:?}, expected one of {valid}"),
         )),
+    }
+}
+
+/// A Loki or Elasticsearch sink, whose `url` has no default. Its presence is checked
+/// after the other keys, so a misspelt `urll` is reported as unknown, not `url` as missing.
+fn http_sink<T: DeserializeOwned>(path: &str, table: Table) -> Result<T, ConfigError> {
+    let has_url = table.contains_key("url");
+    let sink = section(path, Value::Table(table))?;
+    match has_url {
+        true => Ok(sink),
+        false => Err(ConfigError::at(format!("{path}.url"), "required")),
     }
 }
 
@@ -266,15 +275,39 @@ mod tests {
     }
 
     #[test]
-    fn planned_sinks_are_not_supported_yet() {
-        let text =
-            "[[sinks]]\ntype = \"file\"\n[[sinks]]\ntype = \"loki\"\nurl = \"http://loki:3100\"\n";
-        assert_error(text, "sinks[1].type", "\"loki\" is not supported yet");
-        let err = error("[[sinks]]\ntype = \"elasticsearch\"\n");
-        assert_eq!(
-            err.to_string(),
-            "etc/lc.toml: sinks[0].type: \"elasticsearch\" is not supported yet"
+    fn http_sink_url_is_required() {
+        let loki = "[[sinks]]\ntype = \"file\"\n[[sinks]]\ntype = \"loki\"\n";
+        let err = error(loki);
+        assert_eq!(err.to_string(), "etc/lc.toml: sinks[1].url: required");
+        let es = "[[sinks]]\ntype = \"elasticsearch\"\nindex = \"x\"\n";
+        assert_error(es, "sinks[0].url", "required");
+    }
+
+    #[test]
+    fn http_sink_keys_are_checked() {
+        let loki = |line: &str| format!("[[sinks]]\ntype = \"loki\"\nurl = \"http://l\"\n{line}\n");
+        let es = |line: &str| {
+            format!("[[sinks]]\ntype = \"elasticsearch\"\nurl = \"http://e\"\n{line}\n")
+        };
+        let check = |text: String, key: &str, needle: &str| {
+            assert_error(&text, &format!("sinks[0].{key}"), needle);
+        };
+        // An unknown key is reported before a missing url: it may be the url, misspelt.
+        let misspelt = "[[sinks]]\ntype = \"loki\"\nurll = \"x\"\n".to_owned();
+        check(
+            misspelt,
+            "urll",
+            "unknown key `urll`, expected one of `url`",
         );
+        check(loki("api_key = \"k\""), "api_key", "unknown key `api_key`");
+        check(es("bearer_token = \"k\""), "bearer_token", "unknown key");
+        check(es("labels = {}"), "labels", "unknown key `labels`");
+        check(loki("line_format = \"xml\""), "line_format", "\"json\"");
+        check(loki("gzip = \"yes\""), "gzip", "expected a boolean");
+        check(loki("labels = { job = 1 }"), "labels", "expected a string");
+        check(loki("labels = [\"a\"]"), "labels", "expected a map");
+        check(es("timeout = 10"), "timeout", "duration string");
+        check(es("password = 5"), "password", "expected a string");
     }
 
     #[test]
@@ -282,7 +315,7 @@ mod tests {
         assert_error(
             "[[sinks]]\ntype = \"kafka\"\n",
             "sinks[0].type",
-            "\"kafka\", expected one of `file`, `stdout`",
+            "\"kafka\", expected one of `file`, `stdout`, `loki`, `elasticsearch`",
         );
         assert_error(
             "[[sinks]]\npath = \"x\"\n",

@@ -110,4 +110,61 @@ mod tests {
         );
         assert!(!redact(&mut table), "already redacted");
     }
+
+    /// The credentials of both HTTP sinks, through `to_toml` and `Debug` of the whole config.
+    #[test]
+    fn credentials_never_print() {
+        use crate::config::{Config, ElasticsearchSinkConfig, LokiSinkConfig, SinkConfig};
+
+        let loki = LokiSinkConfig {
+            url: "http://loki:3100".into(),
+            username: Some("loki-user".into()),
+            password: Some(Secret::new("loki-pw-1")),
+            ..LokiSinkConfig::default()
+        };
+        let es = ElasticsearchSinkConfig {
+            url: "http://es:9200".into(),
+            api_key: Some(Secret::new("es-key-2")),
+            ..ElasticsearchSinkConfig::default()
+        };
+        let mut config = Config::default();
+        config.sinks.push(SinkConfig::Loki(loki));
+        config.sinks.push(SinkConfig::Elasticsearch(es));
+        config.sinks.push(SinkConfig::Loki(LokiSinkConfig {
+            url: "http://loki-2:3100".into(),
+            bearer_token: Some(Secret::new("loki-tok-3")),
+            ..LokiSinkConfig::default()
+        }));
+        config
+            .sinks
+            .push(SinkConfig::Elasticsearch(ElasticsearchSinkConfig {
+                url: "http://es-2:9200".into(),
+                username: Some("es-user".into()),
+                password: Some(Secret::new("es-pw-4")),
+                ..ElasticsearchSinkConfig::default()
+            }));
+        config.validate().unwrap();
+        let text = config.to_toml();
+        let debug = format!("{config:?} {config:#?}");
+        for secret in ["loki-pw-1", "es-key-2", "loki-tok-3", "es-pw-4"] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert_eq!(text.matches(REDACTED).count(), 4, "{text}");
+        assert!(text.contains("username = \"loki-user\""), "{text}");
+
+        // Documented: credentials round-trip to the redacted text, all else is equal.
+        let printed = Config::from_toml_str(&text, "printed").unwrap();
+        let redacted = || Some(Secret::new(REDACTED));
+        for sink in &mut config.sinks {
+            match sink {
+                SinkConfig::Loki(l) if l.password.is_some() => l.password = redacted(),
+                SinkConfig::Loki(l) => l.bearer_token = redacted(),
+                SinkConfig::Elasticsearch(e) if e.password.is_some() => e.password = redacted(),
+                SinkConfig::Elasticsearch(e) => e.api_key = redacted(),
+                _ => {}
+            }
+        }
+        assert_eq!(printed, config);
+    }
 }

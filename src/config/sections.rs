@@ -1,5 +1,6 @@
-//! The typed sections of the config file and their defaults, which are exactly the
-//! values documented in SPEC §3 and in `config/log-capturer.toml`. Each section is
+//! The typed sections of the config file (the sinks are in `sinks.rs`) and their
+//! defaults, which are exactly the values documented in SPEC §3 and in
+//! `config/log-capturer.toml`. Each section is
 //! `#[serde(default, deny_unknown_fields)]`: a file overrides only what it names, and
 //! a misspelt key is an error rather than silently ignored.
 
@@ -12,9 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::units::{deserialize_from_str, ByteSize, HumanDuration, InvalidValue};
 
-const MIB: u64 = 1024 * 1024;
+pub(super) const MIB: u64 = 1024 * 1024;
 
-fn secs(secs: u64) -> HumanDuration {
+pub(super) fn secs(secs: u64) -> HumanDuration {
     HumanDuration(Duration::from_secs(secs))
 }
 
@@ -238,54 +239,6 @@ impl Default for ServerConfig {
         }
     }
 }
-
-/// One `[[sinks]]` entry, selected by its `type` key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum SinkConfig {
-    File(FileSinkConfig),
-    Stdout(StdoutSinkConfig),
-}
-
-impl SinkConfig {
-    /// The `type` value that selects this sink.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkConfig::File(_) => "file",
-            SinkConfig::Stdout(_) => "stdout",
-        }
-    }
-}
-
-impl Default for SinkConfig {
-    fn default() -> Self {
-        SinkConfig::File(FileSinkConfig::default())
-    }
-}
-
-/// JSON lines appended to `path`, rotated to `path.1` .. `path.N` at `max_bytes`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FileSinkConfig {
-    pub path: PathBuf,
-    pub max_bytes: ByteSize,
-    pub max_files: usize,
-}
-
-impl Default for FileSinkConfig {
-    fn default() -> Self {
-        FileSinkConfig {
-            path: PathBuf::from("data/logs/containers.jsonl"),
-            max_bytes: ByteSize(100 * MIB),
-            max_files: 5,
-        }
-    }
-}
-
-/// JSON lines written to the process's stdout; it has no keys besides `type`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StdoutSinkConfig {}
 
 #[cfg(test)]
 mod tests {

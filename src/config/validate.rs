@@ -1,12 +1,14 @@
 //! Checks of values that parse but cannot work: a TCP `docker.host`, a zero read
-//! timeout, an unparsable listen address, a file sink that keeps no files. Each error
-//! names the dotted key; the caller adds the origin. Values are only checked, never
-//! changed, so `--check-config` prints exactly what will run.
+//! timeout, an unparsable listen address, a file sink that keeps no files (the HTTP
+//! sinks: `validate_http.rs`). Each error names the dotted key; the caller adds the
+//! origin. Values are only checked, never changed, so `--check-config` prints exactly
+//! what will run.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use super::validate_http;
 use super::{
     ByteSize, Config, ConfigError, ContainersConfig, DockerConfig, HumanDuration, PipelineConfig,
     SinkConfig,
@@ -127,10 +129,19 @@ fn sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
     // Two sinks appending to one file would interleave and rotate each other's output.
     let mut paths = HashMap::new();
     for (index, sink) in sinks.iter().enumerate() {
-        let SinkConfig::File(file) = sink else {
-            continue;
-        };
         let key = |name: &str| format!("sinks[{index}].{name}");
+        let file = match sink {
+            SinkConfig::File(file) => file,
+            SinkConfig::Stdout(_) => continue,
+            SinkConfig::Loki(loki) => {
+                validate_http::loki(loki, &key)?;
+                continue;
+            }
+            SinkConfig::Elasticsearch(es) => {
+                validate_http::elasticsearch(es, &key)?;
+                continue;
+            }
+        };
         check(!file.path.as_os_str().is_empty(), &key("path"), || {
             "must not be empty".to_owned()
         })?;
@@ -146,14 +157,18 @@ fn sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check(ok: bool, key: &str, message: impl FnOnce() -> String) -> Result<(), ConfigError> {
+pub(super) fn check(
+    ok: bool,
+    key: &str,
+    message: impl FnOnce() -> String,
+) -> Result<(), ConfigError> {
     match ok {
         true => Ok(()),
         false => Err(ConfigError::at(key, message())),
     }
 }
 
-fn positive(duration: HumanDuration, key: &str) -> Result<(), ConfigError> {
+pub(super) fn positive(duration: HumanDuration, key: &str) -> Result<(), ConfigError> {
     check(!duration.get().is_zero(), key, || {
         "must be greater than 0".to_owned()
     })

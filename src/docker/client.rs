@@ -49,6 +49,8 @@ impl DockerClient {
         let counts = Arc::new(ConnCounts::default());
         let config = Agent::config_builder()
             .http_status_as_error(false)
+            // The socket is local; proxy variables meant for the sinks must not apply.
+            .proxy(None)
             .max_idle_connections(settings.max_idle_connections)
             .max_idle_connections_per_host(settings.max_idle_connections)
             .max_idle_age(settings.idle_timeout)

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use super::queue::Consumer;
 use super::{Batch, Sink, SinkError};
+use crate::backoff::Backoff;
 use crate::capture::record::Record;
 use crate::capture::timestamp::Timestamp;
 use crate::metrics::Metrics;
@@ -177,54 +178,92 @@ impl Dispatcher {
         Some(batch)
     }
 
-    /// Hands the batch to every sink. False when the drain budget ran out first.
+    /// Hands the batch to every sink, one after the other, each until it took every
+    /// record (or rejected some for good). False when the drain budget ran out first: then
+    /// nothing of the batch is acknowledged and it is read again on the next start.
     fn deliver(&mut self, batch: &Batch) -> bool {
-        let n = batch.records.len() as u64;
         for i in 0..self.sinks.len() {
-            let started = Instant::now();
-            let mut backoff = Duration::from_millis(250);
-            loop {
-                let sink = &mut self.sinks[i];
-                let name = sink.name().to_string();
-                match sink.write_batch(batch) {
-                    Ok(()) => {
-                        self.health.set(&name, false);
-                        self.metrics
-                            .sink_records
-                            .with_label_values(&[&name])
-                            .inc_by(n);
-                        self.metrics
-                            .sink_batch_seconds
-                            .with_label_values(&[&name])
-                            .observe(started.elapsed().as_secs_f64());
-                        break;
-                    }
-                    Err(e) => {
-                        self.metrics.sink_errors.with_label_values(&[&name]).inc();
-                        if let SinkError::Rejected(reason) = &e {
-                            log::error!(
-                                "sink {name}: batch of {n} records rejected, dropped: {reason}"
-                            );
-                            break;
-                        }
-                        self.health.set(&name, true);
-                        log::warn!("sink {name}: {e}; retrying in {backoff:?}");
-                        if let Some(deadline) = self.deadline() {
-                            if Instant::now() + backoff > deadline {
-                                return false;
-                            }
-                        }
-                        self.metrics.sink_retries.with_label_values(&[&name]).inc();
-                        // Wake early on shutdown only to recompute the deadline.
-                        if !self.shutdown.wait_timeout(backoff) {
-                            backoff = (backoff * 2).min(Duration::from_secs(30));
-                        } else {
-                            std::thread::sleep(backoff.min(Duration::from_millis(100)));
-                        }
-                    }
-                }
+            if !self.deliver_to(i, batch) {
+                return false;
             }
         }
         true
+    }
+
+    fn deliver_to(&mut self, i: usize, batch: &Batch) -> bool {
+        let name = self.sinks[i].name().to_string();
+        let started = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut subset: Option<Batch> = None;
+        let mut logged = false;
+        loop {
+            let pending = subset.as_ref().unwrap_or(batch);
+            let deadline = self.deadline();
+            let (retry_after, message) = match self.sinks[i].write_batch(pending, deadline) {
+                Ok(()) => {
+                    self.health.set(&name, false);
+                    let m = &self.metrics;
+                    m.sink_records
+                        .with_label_values(&[&name])
+                        .inc_by(pending.records.len() as u64);
+                    m.sink_batch_seconds
+                        .with_label_values(&[&name])
+                        .observe(started.elapsed().as_secs_f64());
+                    return true;
+                }
+                Err(SinkError::Rejected(reason)) => {
+                    self.metrics.sink_errors.with_label_values(&[&name]).inc();
+                    self.metrics
+                        .sink_rejected_records
+                        .with_label_values(&[&name])
+                        .inc_by(pending.records.len() as u64);
+                    log::error!(
+                        "sink {name}: {} records rejected and dropped: {reason}",
+                        pending.records.len()
+                    );
+                    return true;
+                }
+                Err(SinkError::Transient {
+                    message,
+                    retry_after,
+                }) => (retry_after, message),
+                Err(SinkError::Partial {
+                    retry,
+                    message,
+                    retry_after,
+                }) => {
+                    let m = &self.metrics;
+                    let taken = pending.records.len().saturating_sub(retry.len()) as u64;
+                    m.sink_records.with_label_values(&[&name]).inc_by(taken);
+                    subset = Some(pending.subset(&retry));
+                    (
+                        retry_after,
+                        format!("{} records to retry: {message}", retry.len()),
+                    )
+                }
+            };
+            self.metrics.sink_errors.with_label_values(&[&name]).inc();
+            self.health.set(&name, true);
+            let delay = backoff.next_at_least(retry_after);
+            if let Some(deadline) = self.deadline() {
+                if Instant::now() + delay > deadline {
+                    log::error!("sink {name}: {message}; shutdown budget spent, giving up");
+                    return false;
+                }
+            }
+            // One warning per failing batch; the retries are counted.
+            if !logged {
+                log::warn!("sink {name}: {message}; retrying (first retry in {delay:?})");
+                logged = true;
+            }
+            self.metrics.sink_retries.with_label_values(&[&name]).inc();
+            if self.shutdown.wait_timeout(delay) {
+                // Shutdown began during the wait: sleep out the delay, bounded by the budget.
+                let until = self
+                    .deadline()
+                    .map_or(delay, |d| d.saturating_duration_since(Instant::now()));
+                std::thread::sleep(delay.min(until).min(Duration::from_millis(250)));
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::{Batch, Sink, SinkError};
 use crate::config::FileSinkConfig;
@@ -94,24 +95,24 @@ impl Sink for FileSink {
         &self.name
     }
 
-    fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
+    fn write_batch(&mut self, batch: &Batch, _deadline: Option<Instant>) -> Result<(), SinkError> {
         let shown = self.path.display().to_string();
-        let transient = |e: io::Error| SinkError::Transient(format!("{shown}: {e}"));
-        if self.size > 0 && self.size + batch.json_lines.len() as u64 > self.max_bytes {
+        let transient = |e: io::Error| SinkError::transient(format!("{shown}: {e}"));
+        if self.size > 0 && self.size + batch.json_lines().len() as u64 > self.max_bytes {
             self.rotate().map_err(transient)?;
         }
         if self.file.is_none() {
             self.reopen().map_err(transient)?;
         }
         let Some(file) = self.file.as_mut() else {
-            return Err(SinkError::Transient("file not open".into()));
+            return Err(SinkError::transient("file not open"));
         };
-        if let Err(e) = file.write_all(&batch.json_lines) {
+        if let Err(e) = file.write_all(batch.json_lines()) {
             // A partial write leaves a torn line; reopen at the new end next time.
             self.file = None;
             return Err(transient(e));
         }
-        self.size += batch.json_lines.len() as u64;
+        self.size += batch.json_lines().len() as u64;
         Ok(())
     }
 }
@@ -141,7 +142,8 @@ mod tests {
         };
         let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
         for round in 0..6 {
-            sink.write_batch(&batch(10, &format!("r{round}"))).unwrap();
+            sink.write_batch(&batch(10, &format!("r{round}")), None)
+                .unwrap();
         }
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let current = read(&path);
@@ -155,7 +157,7 @@ mod tests {
             "max_files kept"
         );
         for text in [&current, &one, &two] {
-            assert!(text.len() as u64 <= 4096 + batch(10, "r0").json_lines.len() as u64);
+            assert!(text.len() as u64 <= 4096 + batch(10, "r0").json_lines().len() as u64);
             assert!(text
                 .lines()
                 .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
@@ -173,7 +175,7 @@ mod tests {
             max_files: 1,
         };
         let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
-        sink.write_batch(&batch(1, "new")).unwrap();
+        sink.write_batch(&batch(1, "new"), None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -192,7 +194,7 @@ mod tests {
             max_files: 1,
         };
         let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
-        sink.write_batch(&batch(2, "new")).unwrap();
+        sink.write_batch(&batch(2, "new"), None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("{\"old\":1}\n"));
         assert_eq!(text.lines().count(), 3);

@@ -1,57 +1,101 @@
 //! Sinks: where records go. A sink takes a whole batch and either acknowledges it (the
-//! records are handed to the destination) or fails with a classified error; the
-//! dispatcher retries transient failures. Batches are encoded once as JSON lines and
-//! shared by the sinks that write that format.
+//! records are handed to the destination) or fails with a classified error: transient
+//! (retry the batch later), partial (retry only these records), or rejected (retrying
+//! would not help: count, log, drop). The dispatcher owns the retry loop.
 
 pub mod dispatcher;
+pub mod elasticsearch;
 pub mod file;
+pub mod http;
+pub mod loki;
 pub mod queue;
 pub mod stdout;
 
+use std::cell::OnceCell;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use crate::capture::record::Record;
 use crate::config::SinkConfig;
+use crate::metrics::Metrics;
 
-/// A batch of records, in queue order, with its JSON-lines encoding.
+/// A batch of records, in queue order. Its JSON-lines encoding is made once, on first
+/// use, and shared by the sinks that write that format.
 pub struct Batch {
     pub records: Vec<Record>,
-    pub json_lines: Vec<u8>,
+    json_lines: OnceCell<Vec<u8>>,
 }
 
 impl Batch {
     pub fn new(records: Vec<Record>) -> Batch {
-        let mut json_lines =
-            Vec::with_capacity(records.iter().map(|r| r.approx_bytes() + 64).sum());
-        for r in &records {
-            r.write_json(&mut json_lines);
-        }
         Batch {
             records,
-            json_lines,
+            json_lines: OnceCell::new(),
         }
+    }
+
+    /// One JSON object per record, each ending in `\n` (SPEC §4).
+    pub fn json_lines(&self) -> &[u8] {
+        self.json_lines.get_or_init(|| {
+            let mut out =
+                Vec::with_capacity(self.records.iter().map(|r| r.approx_bytes() + 64).sum());
+            for r in &self.records {
+                r.write_json(&mut out);
+            }
+            out
+        })
+    }
+
+    /// The records at `indices` (a sink's partial failure), as a new batch.
+    pub fn subset(&self, indices: &[usize]) -> Batch {
+        Batch::new(
+            indices
+                .iter()
+                .filter_map(|&i| self.records.get(i).cloned())
+                .collect(),
+        )
     }
 }
 
 /// A sink failure.
 #[derive(Debug)]
 pub enum SinkError {
-    /// Worth retrying (disk full, pipe busy, connection refused...).
-    Transient(String),
-    /// The destination rejected the batch; retrying would not help.
+    /// Worth retrying the whole batch (connection refused, timeout, 429, 5xx, disk full).
+    Transient {
+        message: String,
+        /// The server's Retry-After, a floor for the next delay.
+        retry_after: Option<Duration>,
+    },
+    /// Some records were taken; these (indices into the batch) failed transiently.
+    Partial {
+        retry: Vec<usize>,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The destination refused the batch; retrying would not help.
     Rejected(String),
 }
 
 impl SinkError {
+    pub fn transient(message: impl Into<String>) -> SinkError {
+        SinkError::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
-        matches!(self, SinkError::Transient(_))
+        !matches!(self, SinkError::Rejected(_))
     }
 }
 
 impl fmt::Display for SinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SinkError::Transient(m) => write!(f, "transient: {m}"),
+            SinkError::Transient { message, .. } => write!(f, "{message}"),
+            SinkError::Partial { retry, message, .. } => {
+                write!(f, "{} records to retry: {message}", retry.len())
+            }
             SinkError::Rejected(m) => write!(f, "rejected: {m}"),
         }
     }
@@ -63,25 +107,43 @@ impl std::error::Error for SinkError {}
 pub trait Sink: Send {
     /// Short fixed name, used as the `sink` metric label (e.g. `file-0`).
     fn name(&self) -> &str;
-    /// Hands the whole batch to the destination, or fails without partial effect where the
-    /// destination allows.
-    fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError>;
+    /// Hands the batch to the destination. `deadline`, during a shutdown, bounds how long
+    /// the attempt may block.
+    fn write_batch(&mut self, batch: &Batch, deadline: Option<Instant>) -> Result<(), SinkError>;
+    /// Something that aborts a write blocked in another thread (a hung HTTP request), for
+    /// when the shutdown budget is spent. `None` for sinks that never block for long.
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
 }
 
-/// Opens every configured sink. Fails (fatal at start) when a file cannot be opened.
-pub fn open_all(configs: &[SinkConfig]) -> Result<Vec<Box<dyn Sink>>, String> {
+/// Aborts blocked writes of one sink; called once, at the end of the shutdown budget.
+pub type Interrupter = Box<dyn Fn() + Send + Sync>;
+
+/// Opens every configured sink. Fails (fatal at start) when one cannot be set up.
+pub fn open_all(
+    configs: &[SinkConfig],
+    metrics: &std::sync::Arc<Metrics>,
+) -> Result<Vec<Box<dyn Sink>>, String> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for (i, cfg) in configs.iter().enumerate() {
-        match cfg {
-            SinkConfig::File(f) => {
-                let sink = file::FileSink::open(format!("file-{i}"), f)
-                    .map_err(|e| format!("sinks[{i}]: cannot open {}: {e}", f.path.display()))?;
-                sinks.push(Box::new(sink));
-            }
-            SinkConfig::Stdout(_) => {
-                sinks.push(Box::new(stdout::StdoutSink::new(format!("stdout-{i}"))))
-            }
-        }
+        let name = format!("{}-{i}", cfg.type_name());
+        let sink: Box<dyn Sink> = match cfg {
+            SinkConfig::File(f) => Box::new(
+                file::FileSink::open(name, f)
+                    .map_err(|e| format!("sinks[{i}]: cannot open {}: {e}", f.path.display()))?,
+            ),
+            SinkConfig::Stdout(_) => Box::new(stdout::StdoutSink::new(name)),
+            SinkConfig::Loki(l) => Box::new(
+                loki::LokiSink::new(name, l, metrics.clone())
+                    .map_err(|e| format!("sinks[{i}]: {e}"))?,
+            ),
+            SinkConfig::Elasticsearch(e) => Box::new(
+                elasticsearch::ElasticsearchSink::new(name, e, metrics.clone())
+                    .map_err(|e| format!("sinks[{i}]: {e}"))?,
+            ),
+        };
+        sinks.push(sink);
     }
     Ok(sinks)
 }

@@ -2,6 +2,7 @@
 //! stderr, so the two never mix).
 
 use std::io::Write;
+use std::time::Instant;
 
 use super::{Batch, Sink, SinkError};
 
@@ -20,10 +21,10 @@ impl Sink for StdoutSink {
         &self.name
     }
 
-    fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
+    fn write_batch(&mut self, batch: &Batch, _deadline: Option<Instant>) -> Result<(), SinkError> {
         let mut out = std::io::stdout().lock();
-        out.write_all(&batch.json_lines)
+        out.write_all(batch.json_lines())
             .and_then(|()| out.flush())
-            .map_err(|e| SinkError::Transient(format!("stdout: {e}")))
+            .map_err(|e| SinkError::transient(format!("stdout: {e}")))
     }
 }

@@ -1,0 +1,360 @@
+//! Checks of Loki and Elasticsearch sinks that parse but cannot work: a URL the sink
+//! cannot use, half-configured or doubly-configured credentials, labels Loki would
+//! reject, an index pattern Elasticsearch would reject. Each error names the key, down
+//! to `sinks[1].labels.container`.
+
+use super::template::{parse_index_pattern, parse_template, IndexPart};
+use super::url::check_base_url;
+use super::validate::{check, positive};
+use super::{ConfigError, ElasticsearchSinkConfig, LokiSinkConfig, Secret};
+
+pub(super) fn loki(loki: &LokiSinkConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    base_url(&loki.url, &key("url"))?;
+    header_value(loki.tenant_id.as_deref(), &key("tenant_id"))?;
+    let token = loki.bearer_token.as_ref().map(Secret::expose);
+    header_value(token, &key("bearer_token"))?;
+    credentials(
+        loki.username.as_deref(),
+        loki.password.as_ref(),
+        token,
+        "bearer_token",
+        key,
+    )?;
+    check(!loki.labels.is_empty(), &key("labels"), || {
+        "at least one label is required: Loki rejects a stream without labels".to_owned()
+    })?;
+    for (name, template) in &loki.labels {
+        let label_key = key(&format!("labels.{name}"));
+        check(label_name(name), &label_key, || {
+            format!("invalid label name {name:?}: expected [a-zA-Z_][a-zA-Z0-9_]*")
+        })?;
+        let parts = parse_template(template).map_err(|e| ConfigError::at(&label_key, e))?;
+        // Loki treats a label with an empty value as absent.
+        check(!parts.is_empty(), &label_key, || {
+            "the template must not be empty".to_owned()
+        })?;
+    }
+    positive(loki.timeout, &key("timeout"))
+}
+
+pub(super) fn elasticsearch(
+    es: &ElasticsearchSinkConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    base_url(&es.url, &key("url"))?;
+    let api_key = es.api_key.as_ref().map(Secret::expose);
+    header_value(api_key, &key("api_key"))?;
+    credentials(
+        es.username.as_deref(),
+        es.password.as_ref(),
+        api_key,
+        "api_key",
+        key,
+    )?;
+    index(&es.index).map_err(|e| ConfigError::at(key("index"), e))?;
+    positive(es.timeout, &key("timeout"))
+}
+
+/// Basic auth needs both halves, and excludes the sink's token (`token_key`).
+fn credentials(
+    username: Option<&str>,
+    password: Option<&Secret>,
+    token: Option<&str>,
+    token_key: &str,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    match (username, password) {
+        (None, Some(_)) => Err(ConfigError::at(
+            key("username"),
+            "required when password is set",
+        )),
+        (Some(_), None) => Err(ConfigError::at(
+            key("password"),
+            "required when username is set",
+        )),
+        (Some(user), Some(_)) => {
+            // RFC 7617: the user-id of basic auth cannot contain a colon.
+            check(
+                !user.is_empty() && !user.contains(':'),
+                &key("username"),
+                || "must be non-empty and must not contain ':'".to_owned(),
+            )?;
+            check(token.is_none(), &key(token_key), || {
+                "cannot be combined with username/password: configure one of them".to_owned()
+            })
+        }
+        (None, None) => Ok(()),
+    }
+}
+
+/// A value sent verbatim in an HTTP header: present means non-empty and one line.
+fn header_value(value: Option<&str>, key: &str) -> Result<(), ConfigError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    check(!value.is_empty(), key, || {
+        "must not be empty: leave the key out instead".to_owned()
+    })?;
+    check(!value.chars().any(char::is_control), key, || {
+        "must not contain control characters".to_owned()
+    })
+}
+
+fn base_url(url: &str, key: &str) -> Result<(), ConfigError> {
+    match url.is_empty() {
+        true => Err(ConfigError::at(key, "required")),
+        false => check_base_url(url).map_err(|e| ConfigError::at(key, e)),
+    }
+}
+
+fn label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Elasticsearch's rules for index names, applied to the literal text of the pattern
+/// (the date tokens only ever produce digits).
+fn index(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let parts = parse_index_pattern(pattern)?;
+    let literal = |part: &IndexPart| match part {
+        IndexPart::Literal(text) => Some(text.clone()),
+        _ => None,
+    };
+    let text: String = parts.iter().filter_map(literal).collect();
+    if text.chars().any(char::is_uppercase) {
+        return Err(format!("{pattern:?} must be lowercase"));
+    }
+    if text.chars().any(char::is_whitespace) {
+        return Err(format!("{pattern:?} must not contain spaces"));
+    }
+    if let Some(c) = text.chars().find(|c| "\\/*?\"<>|,#:".contains(*c)) {
+        return Err(format!(
+            "{pattern:?} must not contain {c:?}: Elasticsearch forbids \\ / * ? \" < > | , # :"
+        ));
+    }
+    match parts.first().and_then(literal) {
+        Some(first) if first.starts_with(['-', '_', '+']) => {
+            Err(format!("{pattern:?} must not start with '-', '_' or '+'"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, HumanDuration, SinkConfig, StdoutSinkConfig};
+
+    /// Validates `[stdout, sink]`, so errors must name `sinks[1]`.
+    fn validate(sink: SinkConfig) -> Result<(), ConfigError> {
+        let config = Config {
+            sinks: vec![SinkConfig::Stdout(StdoutSinkConfig {}), sink],
+            ..Config::default()
+        };
+        config.validate()
+    }
+
+    fn loki(edit: impl FnOnce(&mut LokiSinkConfig)) -> SinkConfig {
+        let mut loki = LokiSinkConfig {
+            url: "http://loki:3100".into(),
+            ..LokiSinkConfig::default()
+        };
+        edit(&mut loki);
+        SinkConfig::Loki(loki)
+    }
+
+    fn es(edit: impl FnOnce(&mut ElasticsearchSinkConfig)) -> SinkConfig {
+        let mut es = ElasticsearchSinkConfig {
+            url: "https://es:9200".into(),
+            ..ElasticsearchSinkConfig::default()
+        };
+        edit(&mut es);
+        SinkConfig::Elasticsearch(es)
+    }
+
+    #[track_caller]
+    fn assert_invalid(sink: SinkConfig, key: &str, needle: &str) {
+        let err = validate(sink).expect_err(key);
+        assert_eq!(err.key(), Some(key), "{err}");
+        assert!(err.message().contains(needle), "{err} lacks {needle:?}");
+    }
+
+    fn secret(value: &str) -> Option<Secret> {
+        Some(Secret::new(value))
+    }
+
+    #[test]
+    fn valid_http_sinks_pass() {
+        for url in [
+            "http://loki:3100",
+            "https://loki.example.com/",
+            "http://127.0.0.1:3100/tenant-a/prefix",
+            "http://[::1]:3100",
+            "https://[fd00::1]/",
+        ] {
+            validate(loki(|l| l.url = url.into())).expect(url);
+            validate(es(|e| e.url = url.into())).expect(url);
+        }
+        validate(loki(|l| {
+            l.tenant_id = Some("team-a".into());
+            l.username = Some("u".into());
+            l.password = secret("p");
+            l.labels = [("_x9".to_owned(), "{{{labels.app}}}".to_owned())].into();
+        }))
+        .unwrap();
+        validate(loki(|l| l.bearer_token = secret("t"))).unwrap();
+        validate(es(|e| e.api_key = secret("k"))).unwrap();
+        validate(es(|e| e.index = "logs-docker-default".into())).unwrap();
+    }
+
+    #[test]
+    fn url_is_required_and_must_be_http_with_a_host() {
+        assert_invalid(loki(|l| l.url.clear()), "sinks[1].url", "required");
+        assert_invalid(es(|e| e.url.clear()), "sinks[1].url", "required");
+        let url = "ftp://loki";
+        let needle = "\"ftp://loki\": must start with http:// or https://";
+        assert_invalid(loki(|l| l.url = url.into()), "sinks[1].url", needle);
+        assert_invalid(
+            es(|e| e.url = "http://:9200".into()),
+            "sinks[1].url",
+            "no host",
+        );
+    }
+
+    #[test]
+    fn basic_auth_needs_both_halves() {
+        let needle = "required when password is set";
+        assert_invalid(
+            loki(|l| l.password = secret("p")),
+            "sinks[1].username",
+            needle,
+        );
+        assert_invalid(
+            es(|e| e.password = secret("p")),
+            "sinks[1].username",
+            needle,
+        );
+        let needle = "required when username is set";
+        let user = Some("u".to_owned());
+        assert_invalid(
+            loki(|l| l.username = user.clone()),
+            "sinks[1].password",
+            needle,
+        );
+        assert_invalid(
+            es(|e| e.username = user.clone()),
+            "sinks[1].password",
+            needle,
+        );
+        for bad in ["", "a:b"] {
+            let sink = es(|e| {
+                e.username = Some(bad.into());
+                e.password = secret("p");
+            });
+            assert_invalid(sink, "sinks[1].username", "':'");
+        }
+    }
+
+    #[test]
+    fn basic_auth_excludes_the_token() {
+        let needle = "cannot be combined with username/password";
+        let sink = loki(|l| {
+            l.username = Some("u".into());
+            l.password = secret("p");
+            l.bearer_token = secret("t");
+        });
+        assert_invalid(sink, "sinks[1].bearer_token", needle);
+        let sink = es(|e| {
+            e.username = Some("u".into());
+            e.password = secret("p");
+            e.api_key = secret("k");
+        });
+        assert_invalid(sink, "sinks[1].api_key", needle);
+    }
+
+    #[test]
+    fn header_values_are_one_nonempty_line() {
+        let tenant = |t: &str| loki(|l| l.tenant_id = Some(t.into()));
+        assert_invalid(tenant(""), "sinks[1].tenant_id", "must not be empty");
+        assert_invalid(tenant("a\r\nX-Evil: 1"), "sinks[1].tenant_id", "control");
+        let token = loki(|l| l.bearer_token = secret(""));
+        assert_invalid(token, "sinks[1].bearer_token", "must not be empty");
+        let api_key = es(|e| e.api_key = secret("k\n"));
+        assert_invalid(api_key, "sinks[1].api_key", "control");
+    }
+
+    #[test]
+    fn loki_labels_are_checked() {
+        let labels = |name: &str, template: &str| {
+            let pair = (name.to_owned(), template.to_owned());
+            loki(|l| l.labels = [pair].into())
+        };
+        assert_invalid(
+            loki(|l| l.labels.clear()),
+            "sinks[1].labels",
+            "at least one",
+        );
+        for bad in ["9lives", "app-name", "app.name", "", "ünï"] {
+            let key = format!("sinks[1].labels.{bad}");
+            assert_invalid(labels(bad, "x"), &key, "invalid label name");
+        }
+        let key = "sinks[1].labels.container";
+        assert_invalid(labels("container", "{name}"), key, "unknown field {name}");
+        assert_invalid(
+            labels("container", "{container_name"),
+            key,
+            "unbalanced '{'",
+        );
+        assert_invalid(labels("container", "x}"), key, "unbalanced '}'");
+        assert_invalid(labels("container", ""), key, "must not be empty");
+    }
+
+    #[test]
+    fn timeouts_must_be_positive() {
+        let zero = HumanDuration(std::time::Duration::ZERO);
+        assert_invalid(
+            loki(|l| l.timeout = zero),
+            "sinks[1].timeout",
+            "greater than 0",
+        );
+        assert_invalid(
+            es(|e| e.timeout = zero),
+            "sinks[1].timeout",
+            "greater than 0",
+        );
+    }
+
+    #[test]
+    fn elasticsearch_index_is_checked() {
+        for (index, needle) in [
+            ("", "must not be empty"),
+            ("Logs-%Y", "lowercase"),
+            ("logs %Y", "spaces"),
+            ("logs-%y.%m", "unsupported token %y"),
+            ("logs-%M", "unsupported token %M"),
+            ("logs-%", "lone '%'"),
+            ("logs/%Y", "must not contain '/'"),
+            ("logs,other", "must not contain ','"),
+            ("logs*", "must not contain '*'"),
+            ("_logs", "must not start with"),
+            ("-logs-%Y", "must not start with"),
+        ] {
+            assert_invalid(es(|e| e.index = index.into()), "sinks[1].index", needle);
+        }
+        for good in [
+            "logs-%Y.%m.%d",
+            "logs-%Y.%m.%d-%H",
+            "a%%b",
+            "%Y-logs",
+            "logs.docker",
+        ] {
+            validate(es(|e| e.index = good.into())).expect(good);
+        }
+    }
+}

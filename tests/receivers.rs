@@ -1,0 +1,835 @@
+//! Protocol-faithful fake Grafana Loki and Elasticsearch receivers for the sink tests, built on
+//! `tiny_http` at 127.0.0.1:<ephemeral>. Loki takes `POST /loki/api/v1/push` (JSON, optionally
+//! gzipped) and rejects, with 400 and nothing recorded, what real Loki rejects: bad JSON, empty
+//! or invalid labels, timestamps that are not nanosecond strings, entries out of order within a
+//! stream. Elasticsearch takes `POST /_bulk` NDJSON `create`/`index` pairs and answers per item,
+//! failures chosen by `set_item_failures`. A `Mode` injects faults: fixed statuses, 429 with
+//! Retry-After, requests held until the mode changes (then 503), and a closed port that is
+//! rebound (same port) when the mode changes again. Four worker threads ("fakerx-w-<port>") take
+//! requests off tiny_http's queue; tiny_http is started from a thread named "fakerx-h-<port>",
+//! so its own threads inherit that name. Refuse and Drop shut down every socket of this process
+//! bound to the port, found through /proc/self/fd (the listener and the server side of kept-alive
+//! connections, which tiny_http cannot close), so no connection outlives the server. Drop joins
+//! the workers; tiny_http's pool threads are detached and end about 5 s after their server.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::mem::ManuallyDrop;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tiny_http::{Header, Response, Server};
+
+/// How the receiver answers every request (default `Ok`); see the module doc.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Ok,
+    Status(u16, String),
+    RetryAfter(u64),
+    Hang,
+    Refuse,
+}
+
+/// One request as received (`path` includes the query); `body` is gunzipped when `gzipped`.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub gzipped: bool,
+}
+
+impl Request {
+    /// The first header of that name, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut it = self.headers.iter();
+        it.find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn credentials(&self, scheme: &str) -> Option<&str> {
+        let (s, rest) = self.header("Authorization")?.trim().split_once(' ')?;
+        s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+    }
+
+    /// `Authorization: Basic` decoded into (user, password).
+    pub fn basic_auth(&self) -> Option<(String, String)> {
+        let text = String::from_utf8(base64_decode(self.credentials("Basic")?)?).ok()?;
+        let (user, password) = text.split_once(':')?;
+        Some((user.to_string(), password.to_string()))
+    }
+
+    /// The token of `Authorization: Bearer`.
+    pub fn bearer(&self) -> Option<String> {
+        self.credentials("Bearer").map(str::to_string)
+    }
+}
+
+/// One log entry of an accepted Loki push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LokiEntry {
+    pub labels: BTreeMap<String, String>,
+    pub ts_nanos: i64,
+    pub line: String,
+}
+
+/// One document Elasticsearch accepted (item status 201).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EsDoc {
+    pub index: String,
+    pub doc: Value,
+}
+
+type ItemFailures = Arc<dyn Fn(&Value) -> Option<(u16, String)> + Send + Sync>;
+type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+const WORKERS: usize = 4;
+
+#[derive(Default)]
+struct State {
+    mode: Option<Mode>, // None: Mode::Ok
+    generation: u64,
+    stopping: bool,
+    busy: usize,
+    requests: Vec<Request>,
+    loki: Vec<LokiEntry>,
+    es: Vec<EsDoc>,
+    item_failures: Option<ItemFailures>,
+}
+
+struct Shared {
+    es: bool,
+    port: u16,
+    state: Mutex<State>,
+    changed: Condvar,
+    server: Mutex<Option<Arc<Server>>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Waits (at most 1 s) until the requests being handled are answered.
+    fn quiesce(&self) {
+        let (idle, busy) = (Duration::from_secs(1), |s: &mut State| s.busy > 0);
+        drop(self.changed.wait_timeout_while(self.state(), idle, busy));
+    }
+
+    /// Shuts the server down (see `close_port`); the caller holds the `server` lock.
+    fn close(&self, slot: &mut Option<Arc<Server>>) {
+        if let Some(server) = slot.take() {
+            self.quiesce();
+            close_port(self.port);
+            drop(server);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fake Loki or Elasticsearch; see the module doc.
+pub struct Receiver {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// A fake Loki serving `POST /loki/api/v1/push`; other paths 404.
+    pub fn loki() -> Receiver {
+        Receiver::start(false)
+    }
+
+    /// A fake Elasticsearch serving `POST /_bulk` and `GET /`.
+    pub fn elasticsearch() -> Receiver {
+        Receiver::start(true)
+    }
+
+    fn start(es: bool) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("fake receiver: bind");
+        let port = listener.local_addr().unwrap().port();
+        let server = Mutex::new(Some(serve(listener, port)));
+        let (state, changed, next_id) = (Mutex::default(), Condvar::new(), AtomicU64::new(1));
+        let shared = Arc::new(Shared {
+            es,
+            port,
+            state,
+            changed,
+            server,
+            next_id,
+        });
+        let spawn = |_| {
+            let sh = shared.clone();
+            let b = thread::Builder::new().name(format!("fakerx-w-{port}"));
+            b.spawn(move || worker(&sh)).expect("spawn a worker")
+        };
+        let workers = (0..WORKERS).map(spawn).collect();
+        Receiver { shared, workers }
+    }
+
+    /// "http://127.0.0.1:<port>"; the port stays the same across `Refuse`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.shared.port)
+    }
+
+    /// Switches the mode: releases hung requests (503), closes or rebinds the port.
+    pub fn set_mode(&self, mode: Mode) {
+        let sh = &self.shared;
+        let mut slot = lock(&sh.server);
+        let refuse = mode == Mode::Refuse;
+        let mut st = sh.state();
+        (st.mode, st.generation) = (Some(mode), st.generation + 1);
+        drop(st);
+        sh.changed.notify_all();
+        if refuse {
+            sh.close(&mut slot);
+        } else if slot.is_none() {
+            *slot = Some(serve(bind_port(sh.port), sh.port));
+        }
+    }
+
+    /// ES only: `Some((status, reason))` fails that document's bulk item, `None` accepts it.
+    pub fn set_item_failures(
+        &self,
+        f: impl Fn(&Value) -> Option<(u16, String)> + Send + Sync + 'static,
+    ) {
+        self.shared.state().item_failures = Some(Arc::new(f));
+    }
+
+    /// Every request received, answered or not, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.state().requests.clone()
+    }
+
+    /// The entries of accepted pushes, in order received.
+    pub fn loki_entries(&self) -> Vec<LokiEntry> {
+        self.shared.state().loki.clone()
+    }
+
+    /// The documents accepted (item status 201), in order.
+    pub fn es_docs(&self) -> Vec<EsDoc> {
+        self.shared.state().es.clone()
+    }
+
+    /// Polls `f` every 20 ms; panics naming `what` after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, f: impl Fn(&Receiver) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !f(self) {
+            let n = self.shared.state().requests.len();
+            let why = format!("timed out after {timeout:?} waiting for {what} ({n} requests)");
+            assert!(Instant::now() < deadline, "{why}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let sh = &self.shared;
+        let mut slot = lock(&sh.server);
+        sh.state().stopping = true;
+        sh.changed.notify_all();
+        sh.close(&mut slot);
+        drop(slot);
+        self.workers.drain(..).for_each(|w| drop(w.join()));
+    }
+}
+
+/// Starts tiny_http on `listener` from a thread named after the port: tiny_http's threads
+/// (accept, pool, connections) inherit the name, so tests can find them in /proc.
+fn serve(listener: TcpListener, port: u16) -> Arc<Server> {
+    let b = thread::Builder::new().name(format!("fakerx-h-{port}"));
+    let h = b.spawn(move || Server::from_listener(listener, None));
+    let server = h.expect("spawn").join().unwrap();
+    Arc::new(server.expect("fake receiver: start tiny_http"))
+}
+
+/// Rebinds the port after `Refuse`. std sets SO_REUSEADDR, so TIME_WAIT does not block it;
+/// a socket that took the free port meanwhile does: retried for 2 s, then a panic.
+fn bind_port(port: u16) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => return l,
+            Err(e) if Instant::now() >= deadline => {
+                panic!("fake receiver: cannot rebind 127.0.0.1:{port} after Refuse: {e}")
+            }
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Shuts down every socket of this process whose local address is 127.0.0.1:`port`: the
+/// listener (connections are refused at once, tiny_http's accept thread ends) and the server
+/// side of every connection.
+fn close_port(port: u16) {
+    let ours = |a: SocketAddr| a.port() == port && a.ip().is_loopback();
+    let dir = std::fs::read_dir("/proc/self/fd");
+    for entry in dir.into_iter().flatten().flatten() {
+        let link = std::fs::read_link(entry.path()).unwrap_or_default();
+        let fd = entry.file_name().to_string_lossy().parse();
+        let (Ok(fd), true) = (fd, link.to_string_lossy().starts_with("socket:")) else {
+            continue;
+        };
+        // SAFETY: the fd is only borrowed (ManuallyDrop never closes it); if it was closed and
+        // reused meanwhile, `local_addr` fails or names another address and nothing is done.
+        let sock = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
+        if sock.local_addr().is_ok_and(ours) {
+            let _ = sock.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn worker(sh: &Shared) {
+    while !sh.state().stopping {
+        let server = lock(&sh.server).clone();
+        match server.map(|s| s.recv_timeout(Duration::from_millis(50))) {
+            Some(Ok(Some(rq))) => handle(sh, rq),
+            _ => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn handle(sh: &Shared, mut rq: tiny_http::Request) {
+    sh.state().busy += 1;
+    let (status, headers, body) = answer(sh, &mut rq);
+    let resp = Response::from_data(body).with_status_code(status);
+    let mut resp = resp.with_chunked_threshold(usize::MAX);
+    for (k, v) in headers {
+        resp.add_header(Header::from_bytes(k, v).expect("a valid header"));
+    }
+    let _ = rq.respond(resp);
+    sh.state().busy -= 1;
+    sh.changed.notify_all();
+}
+
+fn answer(sh: &Shared, rq: &mut tiny_http::Request) -> Reply {
+    let header = |h: &Header| (h.field.to_string(), h.value.to_string());
+    let headers = rq.headers().iter().map(header).collect();
+    let (method, path) = (rq.method().to_string(), rq.url().to_string());
+    let mut req = Request {
+        method,
+        path,
+        headers,
+        body: vec![],
+        gzipped: false,
+    };
+    let read = rq.as_reader().read_to_end(&mut req.body);
+    let mut bad = read.err().map(|e| e.to_string());
+    let encoding = req.header("Content-Encoding").map(str::trim);
+    req.gzipped = encoding == Some("gzip");
+    if req.gzipped && bad.is_none() {
+        let mut out = vec![];
+        match flate2::read::GzDecoder::new(&req.body[..]).read_to_end(&mut out) {
+            Ok(_) => req.body = out,
+            Err(e) => bad = Some(format!("gzip: {e}")),
+        }
+    }
+    let mut st = sh.state();
+    st.requests.push(req.clone());
+    let (mode, generation) = (st.mode.clone().unwrap_or(Mode::Ok), st.generation);
+    drop(st);
+    if let Some(why) = bad {
+        return text(400, &why);
+    }
+    match mode {
+        Mode::Ok if sh.es => bulk(sh, &req),
+        Mode::Ok => match loki_push(&req) {
+            Ok(entries) => {
+                sh.state().loki.extend(entries);
+                (204, vec![], vec![])
+            }
+            Err(reply) => reply,
+        },
+        Mode::Status(code, body) => {
+            let ct = if sh.es { JSON } else { TEXT };
+            (code, vec![("Content-Type", ct.into())], body.into_bytes())
+        }
+        Mode::RetryAfter(secs) => {
+            let (code, mut headers, body) = text(429, "too many requests");
+            headers.push(("Retry-After", secs.to_string()));
+            (code, headers, body)
+        }
+        Mode::Hang => {
+            let hung = |s: &mut State| s.generation == generation && !s.stopping;
+            drop(sh.changed.wait_while(sh.state(), hung));
+            text(503, "fake receiver: released a hung request")
+        }
+        Mode::Refuse => text(503, "fake receiver: refusing"),
+    }
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json; charset=UTF-8";
+
+fn text(code: u16, body: &str) -> Reply {
+    (code, vec![("Content-Type", TEXT.into())], body.into())
+}
+
+fn media_type(req: &Request) -> String {
+    let ct = req.header("Content-Type").unwrap_or("").split(';').next();
+    ct.unwrap_or("").trim().to_ascii_lowercase()
+}
+
+fn loki_push(req: &Request) -> Result<Vec<LokiEntry>, Reply> {
+    if req.path.split('?').next() != Some("/loki/api/v1/push") {
+        return Err(text(404, "404 page not found"));
+    }
+    if req.method != "POST" {
+        return Err(text(405, "405 method not allowed"));
+    }
+    if media_type(req) != "application/json" {
+        return Err(text(415, "this fake takes only application/json"));
+    }
+    parse_push(&req.body).map_err(|why| text(400, &why))
+}
+
+fn label_name_ok(name: &str) -> bool {
+    let ok =
+        |c: char, first: bool| c == '_' || c.is_ascii_alphabetic() || !first && c.is_ascii_digit();
+    let mut c = name.chars();
+    c.next().is_some_and(|f| ok(f, true)) && c.all(|c| ok(c, false))
+}
+
+fn parse_push(body: &[u8]) -> Result<Vec<LokiEntry>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("loghttp: {e}"))?;
+    let mut out = vec![];
+    for s in v["streams"].as_array().ok_or("no \"streams\" array")? {
+        let labels = s["stream"].as_object();
+        let labels = labels.ok_or("no \"stream\" label object")?;
+        if labels.is_empty() {
+            return Err("error at least one label pair is required per stream".into());
+        }
+        let mut map = BTreeMap::new();
+        for (k, v) in labels {
+            let v = v.as_str().filter(|_| label_name_ok(k));
+            let v = v.ok_or(format!("error parsing labels: invalid label name {k:?}"))?;
+            map.insert(k.clone(), v.to_string());
+        }
+        let mut last = i64::MIN;
+        for e in s["values"].as_array().ok_or("no \"values\" array")? {
+            let arity = e.as_array().map_or(0, Vec::len);
+            let arity_ok = arity == 2 || arity == 3 && e[2].is_object();
+            let line = e[1].as_str().filter(|_| arity_ok);
+            let line = line.ok_or("an entry is not [\"<ns>\", \"<line>\"(, {metadata})]")?;
+            let digits = |t: &&str| t.bytes().all(|b| b.is_ascii_digit());
+            let ts = e[0].as_str().filter(digits);
+            let ts = ts.and_then(|t| t.parse().ok());
+            let ts: i64 = ts.ok_or(format!("error parsing timestamp {}", e[0]))?;
+            if ts < last {
+                let l: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                let l = l.join(", ");
+                return Err(format!(
+                    "entry with timestamp {ts} ignored, reason: 'entry out of order' for stream: {{{l}}}"
+                ));
+            }
+            last = ts;
+            let (labels, ts_nanos, line) = (map.clone(), ts, line.to_string());
+            out.push(LokiEntry {
+                labels,
+                ts_nanos,
+                line,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn es_json(code: u16, v: &Value) -> Reply {
+    let ct = ("Content-Type", JSON.into());
+    let product = ("X-Elastic-Product", "Elasticsearch".into());
+    (code, vec![ct, product], v.to_string().into_bytes())
+}
+
+fn es_error(code: u16, kind: &str, reason: &str) -> Reply {
+    let cause = json!({"type": kind, "reason": reason});
+    let error = json!({"root_cause": [cause], "type": kind, "reason": reason});
+    es_json(code, &json!({"error": error, "status": code}))
+}
+
+fn bulk(sh: &Shared, req: &Request) -> Reply {
+    match (req.method.as_str(), req.path.split('?').next()) {
+        ("GET", Some("/")) => {
+            let version = json!({"number": "8.13.4", "build_flavor": "default"});
+            let tagline = "You Know, for Search";
+            return es_json(
+                200,
+                &json!({"name": "fake", "version": version, "tagline": tagline}),
+            );
+        }
+        ("POST" | "PUT", Some("/_bulk")) => {}
+        _ => return es_error(404, "no_handler_found_exception", "no handler found"),
+    }
+    let ct = media_type(req);
+    if ct != "application/x-ndjson" {
+        let why = format!("Content-Type header [{ct}] is not supported");
+        return es_json(406, &json!({"error": why, "status": 406}));
+    }
+    let pairs = match parse_bulk(&req.body) {
+        Ok(pairs) => pairs,
+        Err(why) => return es_error(400, "illegal_argument_exception", &why),
+    };
+    let failures = sh.state().item_failures.clone();
+    let (mut errors, mut items, mut docs) = (false, vec![], vec![]);
+    for (op, index, doc) in pairs {
+        let id = format!("fake{}", sh.next_id.fetch_add(1, SeqCst));
+        let mut item = json!({"_index": index, "_id": id, "status": 201});
+        let failure = match &doc {
+            Some(doc) => failures.as_ref().and_then(|f| f(doc)),
+            None => Some((400, "failed to parse: not a JSON object".into())),
+        };
+        match (failure, doc) {
+            (Some((status, reason)), _) => {
+                errors = true;
+                let kind = match status {
+                    429 => "es_rejected_execution_exception",
+                    400 => "mapper_parsing_exception",
+                    409 => "version_conflict_engine_exception",
+                    _ => "exception",
+                };
+                item["status"] = status.into();
+                item["error"] = json!({"type": kind, "reason": reason});
+            }
+            (None, Some(doc)) => {
+                (item["result"], item["_version"]) = ("created".into(), 1.into());
+                docs.push(EsDoc { index, doc });
+            }
+            (None, None) => unreachable!("a document that is not JSON always fails"),
+        }
+        items.push(json!({ op: item }));
+    }
+    sh.state().es.extend(docs);
+    es_json(200, &json!({"took": 1, "errors": errors, "items": items}))
+}
+
+/// (action, index, document if it is a JSON object) per pair of NDJSON lines.
+fn parse_bulk(body: &[u8]) -> Result<Vec<(String, String, Option<Value>)>, String> {
+    let body = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+    let newline = "The bulk request must be terminated by a newline [\\n]";
+    let lines: Vec<&str> = body
+        .strip_suffix('\n')
+        .ok_or(newline)?
+        .split('\n')
+        .collect();
+    let mut out = vec![];
+    for (n, pair) in lines.chunks(2).enumerate() {
+        let malformed = format!("Malformed action/metadata line [{}]", 2 * n + 1);
+        let action: Value = serde_json::from_str(pair[0]).map_err(|_| malformed.clone())?;
+        let action = action.as_object().filter(|o| o.len() == 1);
+        let (op, meta) = action.and_then(|o| o.iter().next()).ok_or(&malformed)?;
+        if op != "create" && op != "index" {
+            return Err(format!("this fake takes only create/index, not [{op}]"));
+        }
+        let index = meta["_index"].as_str();
+        let index = index.ok_or("Validation Failed: 1: index is missing;")?;
+        let doc = pair.get(1).ok_or(format!("{malformed}: no document"))?;
+        let doc = serde_json::from_str(doc).ok().filter(Value::is_object);
+        out.push((op.clone(), index.to_string(), doc));
+    }
+    Ok(out)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let (mut out, mut acc, mut bits) = (vec![], 0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        (acc, bits) = ((acc << 6 | u32::from(v)) & 0xffff, bits + 6);
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+type Resp = (u16, String, String); // status, header block (lowercased), body
+
+fn connect(r: &Receiver) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(r.url().trim_start_matches("http://")).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(s)
+}
+
+/// One HTTP/1.1 exchange on `c`, which stays usable (keep-alive); `hdrs` are "K: V\r\n" lines.
+fn send(c: &mut BufReader<TcpStream>, head: &str, hdrs: &str, body: &[u8]) -> io::Result<Resp> {
+    let len = body.len();
+    let req = format!("{head} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n{hdrs}\r\n");
+    c.get_mut().write_all(&[req.as_bytes(), body].concat())?;
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        if c.read_line(&mut head)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    let head = head.to_ascii_lowercase();
+    let status = head.get(9..12).and_then(|s| s.parse().ok());
+    let status = status.ok_or_else(|| io::Error::other(head.clone()))?;
+    let len = head.split("content-length: ").nth(1).map(str::lines);
+    let len = len.and_then(|mut l| l.next());
+    let mut body = vec![0; len.map_or(0, |l| l.parse().unwrap())];
+    c.read_exact(&mut body)?;
+    Ok((status, head, String::from_utf8(body).unwrap()))
+}
+
+fn call(r: &Receiver, head: &str, hdrs: &str, body: &[u8]) -> Resp {
+    send(&mut connect(r), head, hdrs, body).expect("an HTTP exchange")
+}
+
+const CT_JSON: &str = "Content-Type: application/json\r\n";
+const NDJSON: &str = "Content-Type: application/x-ndjson\r\n";
+const PUSH: &str = "POST /loki/api/v1/push";
+
+fn push(ts: &[&str]) -> Vec<u8> {
+    let values: Vec<Value> = ts.iter().map(|t| json!([t, format!("line {t}")])).collect();
+    let body = json!({"streams": [{"stream": {"app": "a"}, "values": values}]});
+    body.to_string().into_bytes()
+}
+
+fn threads_named(name: &str) -> usize {
+    let named = |t: &std::fs::DirEntry| {
+        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+    };
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks.flatten().filter(named).count()
+}
+
+#[test]
+fn loki_accepts_labels_and_gzip() {
+    let r = Receiver::loki();
+    let first = json!({"streams": [
+        {"stream": {"app": "a", "host": "h"}, "values": [["10", "one"], ["10", "two"]]},
+        {"stream": {"app": "b"}, "values": [["5", "three", {"trace_id": "t"}]]}]});
+    let auth = "Authorization: Basic dXNlcjpwYTpzcw==\r\n"; // user:pa:ss
+    let first = first.to_string().into_bytes();
+    assert_eq!(call(&r, PUSH, &format!("{CT_JSON}{auth}"), &first).0, 204);
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::default());
+    gz.write_all(&push(&["20"])).unwrap();
+    let hdrs = format!("{CT_JSON}Content-Encoding: gzip\r\nauthorization: bearer tok\r\n");
+    assert_eq!(call(&r, PUSH, &hdrs, &gz.finish().unwrap()).0, 204);
+    let text = "Content-Type: text/plain\r\n";
+    assert_eq!(call(&r, PUSH, text, &push(&["30"])).0, 415);
+    let other = call(&r, "POST /api/prom/push", CT_JSON, &push(&["30"]));
+    assert_eq!(other.0, 404);
+    let entries = r.loki_entries();
+    let got = |e: &LokiEntry| format!("{}@{}:{}", e.labels["app"], e.ts_nanos, e.line);
+    let got: Vec<String> = entries.iter().map(got).collect();
+    assert_eq!(got, ["a@10:one", "a@10:two", "b@5:three", "a@20:line 20"]);
+    assert_eq!(entries[0].labels.len(), 2);
+    let reqs = r.requests();
+    assert_eq!(format!("{} {}", reqs[0].method, reqs[0].path), PUSH);
+    assert_eq!(reqs[0].basic_auth(), Some(("user".into(), "pa:ss".into())));
+    assert!(!reqs[0].gzipped && reqs[1].gzipped && reqs[1].body == push(&["20"]));
+    assert_eq!(reqs[1].bearer().as_deref(), Some("tok"));
+    assert_eq!(reqs[1].header("CONTENT-encoding"), Some("gzip"));
+    let four = |r: &Receiver| r.requests().len() == 4;
+    r.wait_for("4 requests", Duration::from_secs(1), four);
+}
+
+#[test]
+fn loki_rejects_what_loki_rejects() {
+    let r = Receiver::loki();
+    let stream = |labels: Value, values: Value| {
+        let body = json!({"streams": [{"stream": labels, "values": values}]});
+        body.to_string().into_bytes()
+    };
+    let bad = [
+        push(&["20", "10"]),
+        stream(json!({}), json!([["1", "x"]])),
+        stream(json!({"bad-name": "a"}), json!([["1", "x"]])),
+        stream(json!({"app": "a"}), json!([[1, "x"]])),
+        stream(json!({"app": "a"}), json!([["1.5", "x"]])),
+        b"{\"streams\": [".to_vec(),
+    ];
+    let replies: Vec<Resp> = bad.iter().map(|b| call(&r, PUSH, CT_JSON, b)).collect();
+    assert!(replies.iter().all(|reply| reply.0 == 400), "{replies:?}");
+    let order = "'entry out of order' for stream: {app=\"a\"}";
+    assert!(replies[0].2.contains(order) && replies[2].2.contains("invalid label name"));
+    assert!(r.loki_entries().is_empty());
+    assert_eq!(r.requests().len(), bad.len());
+}
+
+#[test]
+fn elasticsearch_bulk_items_fail_individually() {
+    let r = Receiver::elasticsearch();
+    r.set_item_failures(|d| match d["n"].as_i64() {
+        Some(2) => Some((429, "rejected execution of coordinating operation".into())),
+        Some(3) => Some((400, "failed to parse field [n]".into())),
+        _ => None,
+    });
+    let mut body = String::new();
+    for n in 1..=4 {
+        body += &format!("{{\"create\":{{\"_index\":\"logs-{n}\"}}}}\n{{\"n\":{n}}}\n");
+    }
+    body += "{\"index\":{\"_index\":\"logs-5\"}}\nnot json\n";
+    let (status, head, resp) = call(&r, "POST /_bulk", NDJSON, body.as_bytes());
+    assert!(status == 200 && head.contains("x-elastic-product: elasticsearch"));
+    let v: Value = serde_json::from_str(&resp).unwrap();
+    let items = v["items"].as_array().unwrap();
+    let item = |i: usize| &items[i][if i < 4 { "create" } else { "index" }];
+    let statuses: Vec<_> = (0..5)
+        .map(|i| item(i)["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        (statuses, &v["errors"]),
+        (vec![201, 429, 400, 201, 400], &json!(true))
+    );
+    let kind = |i: usize| item(i)["error"]["type"].as_str().unwrap();
+    assert_eq!(kind(1), "es_rejected_execution_exception");
+    assert_eq!(
+        (kind(2), &item(1)["_index"]),
+        ("mapper_parsing_exception", &json!("logs-2"))
+    );
+    let docs: Vec<_> = r.es_docs().into_iter().map(|d| (d.index, d.doc)).collect();
+    let want = [
+        ("logs-1".into(), json!({"n": 1})),
+        ("logs-4".into(), json!({"n": 4})),
+    ];
+    assert_eq!(docs, want);
+    assert_eq!(call(&r, "POST /_bulk", CT_JSON, body.as_bytes()).0, 406);
+    let (status, _, err) = call(&r, "POST /_bulk", NDJSON, body.trim_end().as_bytes());
+    let err: Value = serde_json::from_str(&err).unwrap();
+    let kind = err["error"]["type"].as_str();
+    assert_eq!((status, kind), (400, Some("illegal_argument_exception")));
+    let delete = b"{\"delete\":{\"_index\":\"x\"}}\n";
+    assert_eq!(call(&r, "POST /_bulk", NDJSON, delete).0, 400);
+    let (status, _, root) = call(&r, "GET /", "", b"");
+    assert!(status == 200 && root.contains("\"number\":\"8."), "{root}");
+    assert_eq!((r.es_docs().len(), r.requests().len()), (2, 5));
+}
+
+#[test]
+fn status_and_retry_after_modes() {
+    let r = Receiver::loki();
+    r.set_mode(Mode::RetryAfter(7));
+    let (status, head, _) = call(&r, PUSH, CT_JSON, &push(&["1"]));
+    assert_eq!(
+        (status, head.contains("\r\nretry-after: 7\r\n")),
+        (429, true)
+    );
+    r.set_mode(Mode::Status(400, "entry too far behind".into()));
+    let (status, _, body) = call(&r, PUSH, CT_JSON, &push(&["1"]));
+    assert_eq!((status, &body[..]), (400, "entry too far behind"));
+    assert!(r.loki_entries().is_empty());
+    r.set_mode(Mode::Ok);
+    assert_eq!(call(&r, PUSH, CT_JSON, &push(&["1"])).0, 204);
+    assert_eq!((r.loki_entries().len(), r.requests().len()), (1, 3));
+}
+
+#[test]
+fn hang_holds_requests_until_the_mode_changes() {
+    let r = Receiver::elasticsearch();
+    r.set_mode(Mode::Hang);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hung: Vec<_> = (0..2)
+        .map(|_| {
+            let (mut c, tx) = (connect(&r), tx.clone());
+            thread::spawn(move || tx.send(send(&mut c, "GET /", "", b"").ok().map(|r| r.0)))
+        })
+        .collect();
+    let two = |r: &Receiver| r.requests().len() == 2;
+    r.wait_for("2 hung requests", Duration::from_secs(2), two);
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    r.set_mode(Mode::Ok);
+    for _ in 0..2 {
+        assert_eq!(rx.recv_timeout(Duration::from_secs(1)).unwrap(), Some(503));
+    }
+    hung.into_iter().for_each(|h| h.join().unwrap().unwrap());
+    assert_eq!(call(&r, "GET /", "", b"").0, 200);
+}
+
+#[test]
+fn refuse_closes_the_port_and_ok_rebinds_it() {
+    let r = Receiver::loki();
+    let url = r.url();
+    let mut kept = connect(&r);
+    assert_eq!(send(&mut kept, "GET /ready", "", b"").unwrap().0, 404);
+    r.set_mode(Mode::Refuse);
+    let err = TcpStream::connect(url.trim_start_matches("http://")).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    assert!(send(&mut kept, "GET /ready", "", b"").is_err());
+    r.set_mode(Mode::Ok);
+    assert_eq!(r.url(), url);
+    assert_eq!(call(&r, PUSH, CT_JSON, &push(&["1"])).0, 204);
+    for mode in [Mode::Refuse, Mode::Hang, Mode::Refuse, Mode::Ok] {
+        r.set_mode(mode);
+    }
+    assert_eq!(call(&r, PUSH, CT_JSON, &push(&["2"])).0, 204);
+    assert_eq!(r.loki_entries().len(), 2);
+}
+
+#[test]
+fn drop_stops_every_thread() {
+    let tasks = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    let (before, mut ports) = (tasks(), vec![]);
+    let named = |kind: &str, port: &str| threads_named(&format!("fakerx-{kind}-{port}"));
+    for i in 0..5 {
+        let r = [Receiver::loki, Receiver::elasticsearch][i % 2]();
+        let port = r.url().rsplit(':').next().unwrap().to_string();
+        let mut kept = connect(&r);
+        assert!(send(&mut kept, "GET /", "", b"").is_ok());
+        r.set_mode(Mode::Hang);
+        let mut c = connect(&r);
+        let hung = thread::spawn(move || send(&mut c, "GET /", "", b"").ok().map(|r| r.0));
+        let two = |r: &Receiver| r.requests().len() == 2;
+        r.wait_for("the hung request", Duration::from_secs(2), two);
+        assert_eq!(named("w", &port), WORKERS);
+        assert!(named("h", &port) >= 5, "tiny_http's threads are not named");
+        let t0 = Instant::now();
+        drop(r);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert_eq!((hung.join().unwrap(), named("w", &port)), (Some(503), 0));
+        assert!(
+            send(&mut kept, "GET /", "", b"").is_err(),
+            "a connection survived"
+        );
+        ports.push(port);
+    }
+    // tiny_http's pool threads are detached; they end ~5 s after their server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ports.iter().map(|p| named("h", p)).sum::<usize>() > 0 {
+        assert!(Instant::now() < deadline, "tiny_http threads left");
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Other tests of this binary may be running: the named counts above are the exact check.
+    eprintln!(
+        "threads of this process: {before} before, {} after",
+        tasks()
+    );
+}
+
+#[test]
+fn zz_stress_drop() {
+    let mut ports = vec![];
+    for _ in 0..150 {
+        let r = Receiver::loki();
+        let port = r.url().rsplit(':').next().unwrap().to_string();
+        let mut kept = connect(&r);
+        let mut kept2 = connect(&r);
+        assert!(send(&mut kept, "GET /", "", b"").is_ok());
+        assert!(send(&mut kept2, "GET /", "", b"").is_ok());
+        drop(r);
+        ports.push(port);
+    }
+    thread::sleep(Duration::from_secs(7));
+    let left: usize = ports
+        .iter()
+        .map(|p| threads_named(&format!("fakerx-h-{p}")))
+        .sum();
+    eprintln!("STRESS LEFT {left}");
+}
