@@ -3,14 +3,15 @@
 //! gzipped) and rejects, with 400 and nothing recorded, what real Loki rejects: bad JSON, empty
 //! or invalid labels, timestamps that are not nanosecond strings, entries out of order within a
 //! stream. Elasticsearch takes `POST /_bulk` NDJSON `create`/`index` pairs and answers per item,
-//! failures chosen by `set_item_failures`. A `Mode` injects faults: fixed statuses, 429 with
-//! Retry-After, requests held until the mode changes (then 503), and a closed port that is
-//! rebound (same port) when the mode changes again. Four worker threads ("fakerx-w-<port>") take
-//! requests off tiny_http's queue; tiny_http is started from a thread named "fakerx-h-<port>",
-//! so its own threads inherit that name. Refuse and Drop shut down every socket of this process
-//! bound to the port, found through /proc/self/fd (the listener and the server side of kept-alive
-//! connections, which tiny_http cannot close), so no connection outlives the server. Drop joins
-//! the workers; tiny_http's pool threads are detached and end about 5 s after their server.
+//! failures chosen by `set_item_failures`. A `Mode` (applied to every request, any path) injects
+//! faults: fixed statuses, 429 with Retry-After, requests held until the mode changes (then 503),
+//! and a closed port that is rebound (same port) when the mode changes again. Four worker
+//! threads ("fakerx-w-<port>") take requests off tiny_http's queue; tiny_http is started from a
+//! thread named "fakerx-h-<port>", so its own threads inherit that name. Refuse and Drop shut
+//! down every socket of this process bound to the port, found through /proc/self/fd (the server
+//! side of kept-alive connections, which tiny_http cannot close, then the listener), so no
+//! connection outlives the server. Drop joins the workers; tiny_http's threads are detached and
+//! cannot be joined: they end about 5 s after their server (its pool idles out).
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -123,13 +124,26 @@ impl Shared {
         drop(self.changed.wait_timeout_while(self.state(), idle, busy));
     }
 
-    /// Shuts the server down (see `close_port`); the caller holds the `server` lock.
+    /// Shuts the server down; the caller holds the `server` lock. tiny_http's pool loses a
+    /// wakeup (and a thread, forever) if it is dropped while one of its threads is going idle,
+    /// so the connections end first, all of tiny_http's threads are let fall asleep, and only
+    /// then the listener is shut down (which ends the accept thread, and so drops the pool).
     fn close(&self, slot: &mut Option<Arc<Server>>) {
-        if let Some(server) = slot.take() {
-            self.quiesce();
-            close_port(self.port);
-            drop(server);
+        let Some(server) = slot.take() else { return };
+        self.quiesce();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while close_port(self.port, false) > 0 && Instant::now() < deadline {
+            while let Ok(Some(queued)) = server.try_recv() {
+                drop(queued); // its socket closes with it
+            }
+            thread::sleep(Duration::from_millis(5));
         }
+        while !asleep(self.port) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
+        close_port(self.port, true);
+        close_port(self.port, false); // any accepted meanwhile
+        drop(server);
     }
 }
 
@@ -268,10 +282,11 @@ fn bind_port(port: u16) -> TcpListener {
     }
 }
 
-/// Shuts down every socket of this process whose local address is 127.0.0.1:`port`: the
-/// listener (connections are refused at once, tiny_http's accept thread ends) and the server
-/// side of every connection.
-fn close_port(port: u16) {
+/// Shuts down the sockets of this process whose local address is 127.0.0.1:`port`: the server
+/// side of every connection, or the listener (then connections are refused at once and
+/// tiny_http's accept thread ends). Returns how many it found.
+fn close_port(port: u16, listener: bool) -> usize {
+    let mut found = 0;
     let ours = |a: SocketAddr| a.port() == port && a.ip().is_loopback();
     let dir = std::fs::read_dir("/proc/self/fd");
     for entry in dir.into_iter().flatten().flatten() {
@@ -283,18 +298,33 @@ fn close_port(port: u16) {
         // SAFETY: the fd is only borrowed (ManuallyDrop never closes it); if it was closed and
         // reused meanwhile, `local_addr` fails or names another address and nothing is done.
         let sock = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
-        if sock.local_addr().is_ok_and(ours) {
+        if sock.local_addr().is_ok_and(ours) && sock.peer_addr().is_err() == listener {
             let _ = sock.shutdown(Shutdown::Both);
+            found += 1;
         }
     }
+    found
+}
+
+/// Whether every thread of tiny_http for `port` sleeps (is in state S).
+fn asleep(port: u16) -> bool {
+    let name = format!("fakerx-h-{port}");
+    let read = |t: &std::fs::DirEntry, f| std::fs::read_to_string(t.path().join(f));
+    let tasks = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten();
+    let mut ours = tasks.filter(|t| read(t, "comm").is_ok_and(|c| c.trim() == name));
+    let sleeping = |s: String| s.rsplit(") ").next().is_some_and(|st| st.starts_with('S'));
+    ours.all(|t| read(&t, "stat").is_ok_and(sleeping))
 }
 
 fn worker(sh: &Shared) {
     while !sh.state().stopping {
         let server = lock(&sh.server).clone();
-        match server.map(|s| s.recv_timeout(Duration::from_millis(50))) {
+        match server.map(|s| s.recv_timeout(Duration::from_millis(20))) {
             Some(Ok(Some(rq))) => handle(sh, rq),
-            _ => thread::sleep(Duration::from_millis(10)),
+            _ => thread::sleep(Duration::from_millis(5)),
         }
     }
 }
@@ -803,16 +833,7 @@ fn drop_stops_every_thread() {
     // tiny_http's pool threads are detached; they end ~5 s after their server.
     let deadline = Instant::now() + Duration::from_secs(10);
     while ports.iter().map(|p| named("h", p)).sum::<usize>() > 0 {
-        if Instant::now() >= deadline {
-            for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-                let sc = std::fs::read_to_string(t.path().join("syscall")).unwrap_or_default();
-                let st = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-                let fds: Vec<String> = std::fs::read_dir("/proc/self/fd").unwrap().flatten().map(|e| format!("{:?}", std::fs::read_link(e.path()))).collect();
-                eprintln!("LEFT {} {} sc={} st={} ports={ports:?} fds={}", t.file_name().to_string_lossy(), comm.trim(), sc.trim(), st.split(' ').nth(2).unwrap_or(""), fds.len());
-            }
-            panic!("tiny_http threads left");
-        }
+        assert!(Instant::now() < deadline, "tiny_http threads left");
         thread::sleep(Duration::from_millis(100));
     }
     // Other tests of this binary may be running: the named counts above are the exact check.
