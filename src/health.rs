@@ -15,6 +15,8 @@ pub const SINK_FAILING_LIMIT: Duration = Duration::from_secs(60);
 pub struct Health {
     docker_ok: AtomicBool,
     events_up: AtomicBool,
+    /// Why the events stream is down (the last error), if it is.
+    events_problem: parking_lot::Mutex<Option<String>>,
     sinks: Arc<SinkHealth>,
 }
 
@@ -32,6 +34,7 @@ impl Health {
         Health {
             docker_ok: AtomicBool::new(false),
             events_up: AtomicBool::new(false),
+            events_problem: parking_lot::Mutex::new(None),
             sinks,
         }
     }
@@ -44,6 +47,10 @@ impl Health {
         self.events_up.store(up, Ordering::Relaxed);
     }
 
+    pub fn set_events_problem(&self, problem: Option<String>) {
+        *self.events_problem.lock() = problem;
+    }
+
     /// `(healthy, JSON body)`.
     pub fn report(&self, active_streams: usize) -> (bool, String) {
         let docker = self.docker_ok.load(Ordering::Relaxed);
@@ -53,7 +60,10 @@ impl Health {
             reasons.push("docker daemon does not answer".to_string());
         }
         if !events {
-            reasons.push("docker events stream is down".to_string());
+            match self.events_problem.lock().as_deref() {
+                Some(why) => reasons.push(format!("docker events stream is down: {why}")),
+                None => reasons.push("docker events stream is down".to_string()),
+            }
         }
         for name in self.sinks.failing(SINK_FAILING_LIMIT) {
             reasons.push(format!("sink {name} has failed for more than 60s"));

@@ -163,6 +163,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         health: health.clone(),
         streams: registry.clone(),
     };
+    let events_health = health.clone();
     let supervisor = Supervisor::new(
         client.clone(),
         supervisor_settings(config, run_started, positions.first_run_at()),
@@ -193,7 +194,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         let events_thread = std::thread::Builder::new()
             .name("events".into())
             .spawn_scoped(s, || {
-                capture::events::run(&client, &ev_tx, &metrics, &shutdown);
+                capture::events::run(&client, &ev_tx, &metrics, &events_health, &shutdown);
                 drop(ev_tx);
             })
             .map_err(spawn_err)?;

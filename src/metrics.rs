@@ -46,6 +46,8 @@ pub struct Metrics {
     pub docker_requests: IntCounterVec,
     pub docker_errors: IntCounterVec,
     pub docker_connections_opened: IntCounter,
+    pub docker_stream_connections_opened: IntCounter,
+    pub docker_stream_requests: IntCounter,
     pub docker_idle_connections: IntGauge,
     pub docker_active_connections: IntGauge,
     pub active_streams: IntGauge,
@@ -130,6 +132,14 @@ impl Metrics {
             docker_connections_opened: counter(
                 "docker_http_connections_opened_total",
                 "Connections opened to the Docker socket.",
+            )?,
+            docker_stream_connections_opened: counter(
+                "docker_http_stream_connections_opened_total",
+                "Connections opened for follow streams (logs with follow=1, events).",
+            )?,
+            docker_stream_requests: counter(
+                "docker_http_stream_requests_total",
+                "Follow-stream requests (logs with follow=1, events); the rest are request/response calls.",
             )?,
             docker_idle_connections: gauge(
                 "docker_http_idle_connections",

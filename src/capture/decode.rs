@@ -95,6 +95,14 @@ impl LogDecoder {
         self.state.counting = None;
     }
 
+    /// Bytes of an unfinished stdcopy frame left when a body ended: a torn body.
+    pub fn torn_bytes(&self) -> usize {
+        match self.tty {
+            Some(true) => 0,
+            _ => self.frames.pending().len(),
+        }
+    }
+
     pub fn buffer(&mut self) -> &mut FrameBuffer {
         &mut self.frames
     }

@@ -3,68 +3,67 @@
 //! container list, because the daemon replays at most its last 256 events. Reconnects
 //! back off with jitter; nothing here is fatal.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
 use super::supervisor::SupEvent;
 use crate::backoff::Backoff;
-use crate::docker::client::{DockerClient, ReadOutcome};
+use crate::docker::client::{BodyStream, DockerClient, ReadOutcome};
+use crate::docker::error::DockerError;
 use crate::docker::types::Event;
+use crate::health::Health;
+use crate::metrics::Endpoint;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// Longest event line we accept; longer ones are skipped.
 const MAX_EVENT_LINE: usize = 1 << 20;
 
-/// Runs until shutdown.
-pub fn run(client: &DockerClient, tx: &Sender<SupEvent>, metrics: &Metrics, shutdown: &Shutdown) {
+/// A stream that stayed up this long resets the reconnect backoff.
+const STABLE_STREAM: Duration = Duration::from_secs(10);
+
+/// Runs until shutdown. Reports what is wrong to `health` (Docker unreachable, or the
+/// events stream failing and why).
+pub fn run(
+    client: &DockerClient,
+    tx: &Sender<SupEvent>,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: &Shutdown,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     let mut connected_before = false;
     while !shutdown.is_triggered() {
-        match client.events(None) {
+        let problem = match client.events(None) {
             Ok(mut body) => {
                 if connected_before {
                     metrics.events_reconnects.inc();
                 }
                 connected_before = true;
-                backoff.reset();
+                health.set_events_problem(None);
                 if tx.send(SupEvent::EventsConnected).is_err() {
                     return;
                 }
-                let mut line = Vec::new();
-                let mut buf = vec![0u8; 16 * 1024];
-                let end = loop {
-                    match body.read(&mut buf) {
-                        Ok(ReadOutcome::Data(n)) => {
-                            if !feed(&mut line, &buf[..n], tx) {
-                                return;
-                            }
-                        }
-                        Ok(ReadOutcome::TimedOut) => {
-                            if shutdown.is_triggered() {
-                                return;
-                            }
-                        }
-                        Ok(ReadOutcome::Eof) => {
-                            break "the daemon closed the events stream".to_string()
-                        }
-                        Err(e) => break e.to_string(),
-                    }
+                let started = Instant::now();
+                let end = match pump(&mut body, tx, metrics, shutdown) {
+                    Some(end) => end,
+                    None => return,
                 };
-                if shutdown.is_triggered() {
-                    return;
+                if started.elapsed() >= STABLE_STREAM {
+                    backoff.reset();
                 }
-                log::warn!("events: {end}; reconnecting");
+                (true, end)
             }
-            Err(e) => {
-                if shutdown.is_triggered() {
-                    return;
-                }
-                log::warn!("events: {e}; retrying");
-            }
+            Err(e) => (!matches!(e, DockerError::Transport { .. }), e.to_string()),
+        };
+        if shutdown.is_triggered() {
+            return;
         }
-        if tx.send(SupEvent::EventsDown).is_err() {
+        let (docker_answers, why) = problem;
+        log::warn!("events: {why}; reconnecting");
+        health.set_events_problem(Some(why));
+        if tx.send(SupEvent::EventsDown { docker_answers }).is_err() {
             return;
         }
         if shutdown.wait_timeout(backoff.next_delay()) {
@@ -73,8 +72,35 @@ pub fn run(client: &DockerClient, tx: &Sender<SupEvent>, metrics: &Metrics, shut
     }
 }
 
+/// Reads one events body until it ends (`Some(why)`) or the capturer stops (`None`).
+fn pump(
+    body: &mut BodyStream,
+    tx: &Sender<SupEvent>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> Option<String> {
+    let mut line = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match body.read(&mut buf) {
+            Ok(ReadOutcome::Data(n)) => {
+                if !feed(&mut line, &buf[..n], tx, metrics) {
+                    return None;
+                }
+            }
+            Ok(ReadOutcome::TimedOut) => {
+                if shutdown.is_triggered() {
+                    return None;
+                }
+            }
+            Ok(ReadOutcome::Eof) => return Some("the daemon closed the events stream".to_string()),
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
 /// Splits `data` into JSON lines and forwards each event; false when the supervisor is gone.
-fn feed(line: &mut Vec<u8>, data: &[u8], tx: &Sender<SupEvent>) -> bool {
+fn feed(line: &mut Vec<u8>, data: &[u8], tx: &Sender<SupEvent>, metrics: &Metrics) -> bool {
     for chunk in data.split_inclusive(|&b| b == b'\n') {
         if line.len() + chunk.len() <= MAX_EVENT_LINE {
             line.extend_from_slice(chunk);
@@ -87,15 +113,30 @@ fn feed(line: &mut Vec<u8>, data: &[u8], tx: &Sender<SupEvent>) -> bool {
             continue;
         }
         match serde_json::from_slice::<Event>(&text) {
-            Ok(ev) => {
+            Ok(ev) if is_container_id(&ev.actor.id) => {
                 if tx.send(SupEvent::Docker(ev)).is_err() {
                     return false;
                 }
             }
-            Err(e) => log::warn!("events: undecodable event skipped: {e}"),
+            Ok(ev) => {
+                metrics.request_error(Endpoint::Events);
+                log::warn!(
+                    "events: event without a container ID skipped: {:?}",
+                    ev.action
+                );
+            }
+            Err(e) => {
+                metrics.request_error(Endpoint::Events);
+                log::warn!("events: undecodable event skipped: {e}");
+            }
         }
     }
     true
+}
+
+/// Docker container IDs are 64 lowercase hex digits.
+fn is_container_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -105,21 +146,30 @@ mod tests {
     #[test]
     fn events_split_across_reads() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let text = br#"{"Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":{"name":"x"}},"timeNano":5}
-garbage
-{"Type":"container","Action":"die","Actor":{"ID":"abc"}}
-"#;
+        let metrics = Metrics::new().unwrap();
+        let id = "a".repeat(64);
+        let text = format!(
+            "{{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{{\"ID\":\"{id}\",\"Attributes\":{{\"name\":\"x\"}}}},\"timeNano\":5}}\n\
+             garbage\n\
+             {{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{{\"ID\":\"\"}}}}\n\
+             {{\"Type\":\"container\",\"Action\":\"die\",\"Actor\":{{\"ID\":\"{id}\"}}}}\n"
+        );
         let mut line = Vec::new();
-        for chunk in text.chunks(7) {
-            assert!(feed(&mut line, chunk, &tx));
+        for chunk in text.as_bytes().chunks(7) {
+            assert!(feed(&mut line, chunk, &tx, &metrics));
         }
         let got: Vec<String> = rx
             .try_iter()
             .map(|e| match e {
-                SupEvent::Docker(ev) => format!("{} {}", ev.action, ev.actor.id),
+                SupEvent::Docker(ev) => format!("{} {}", ev.action, &ev.actor.id[..3]),
                 _ => "other".into(),
             })
             .collect();
-        assert_eq!(got, vec!["start abc", "die abc"]);
+        assert_eq!(got, vec!["start aaa", "die aaa"]);
+        assert_eq!(
+            metrics.docker_errors.with_label_values(&["events"]).get(),
+            2,
+            "garbage and the empty ID"
+        );
     }
 }

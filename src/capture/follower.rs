@@ -27,6 +27,8 @@ use crate::sink::queue::Producer;
 const COALESCE_BELOW: usize = 8 * 1024;
 const BUSY_GAP: Duration = Duration::from_millis(1);
 const COALESCE_PAUSE: Duration = Duration::from_micros(500);
+/// A body that lasted this long resets the reconnect backoff.
+const STABLE_STREAM: Duration = Duration::from_secs(10);
 
 /// Where a follower starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,15 +148,20 @@ impl Follower {
             };
             let opened = self.client.logs(self.meta.read().id.as_str(), &query);
             drop(permit);
+            let body_started = Instant::now();
             let end = match opened {
                 Ok(body) => {
                     first = false;
                     self.stats.set_state("following");
-                    backoff.reset();
                     self.pump(body, &mut dec)
                 }
                 Err(e) => BodyEnd::Error(e),
             };
+            // Only a stream that stayed up a while earns a quick reconnect; one that breaks
+            // at once (corrupt body, reset) keeps backing off instead of looping.
+            if body_started.elapsed() >= STABLE_STREAM {
+                backoff.reset();
+            }
             match end {
                 BodyEnd::Eof => break self.finish(&mut dec),
                 BodyEnd::Stopped => break EndReason::Stopped,
@@ -249,10 +256,20 @@ impl Follower {
                     }
                 }
                 Ok(ReadOutcome::Eof) => {
-                    return match self.drain(dec, true) {
-                        Err(e) => e,
-                        Ok(()) => BodyEnd::Eof,
-                    };
+                    if let Err(e) = self.drain(dec, true) {
+                        return e;
+                    }
+                    let torn = dec.torn_bytes();
+                    if torn > 0 {
+                        // The daemon ended the body inside a frame: count it and read again
+                        // from the last whole frame.
+                        self.metrics.request_error(crate::metrics::Endpoint::Logs);
+                        return BodyEnd::Error(DockerError::Protocol {
+                            endpoint: crate::metrics::Endpoint::Logs,
+                            message: format!("body ended inside a frame ({torn} bytes left)"),
+                        });
+                    }
+                    return BodyEnd::Eof;
                 }
                 Err(e) => return BodyEnd::Error(e),
             }

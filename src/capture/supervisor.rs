@@ -37,7 +37,10 @@ const CONCURRENT_OPENS: usize = 8;
 pub enum SupEvent {
     Docker(Event),
     EventsConnected,
-    EventsDown,
+    /// The events stream failed; `docker_answers`: the daemon answered (with an error).
+    EventsDown {
+        docker_answers: bool,
+    },
     FollowerDone(ContainerId),
     /// Shutdown was requested: stop waiting.
     Wake,
@@ -138,18 +141,18 @@ impl Supervisor {
         self.shutdown.on_trigger(move || {
             let _ = wake.send(SupEvent::Wake);
         });
-        let mut last_ping = Instant::now();
+        let mut last_purge = Instant::now();
         while !self.shutdown.is_triggered() {
             match self.events.recv_timeout(Duration::from_millis(500)) {
                 Ok(ev) => self.handle(ev),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if last_ping.elapsed() >= Duration::from_secs(5) {
-                last_ping = Instant::now();
-                // Also lets the keep-alive pool close connections idle past idle_timeout.
-                let ok = self.client.ping().is_ok();
-                self.health.set_docker(ok);
+            // No periodic ping: the events stream being up shows that Docker answers, and a
+            // ping would keep pooled connections in rotation past idle_timeout.
+            if last_purge.elapsed() >= Duration::from_secs(1) {
+                last_purge = Instant::now();
+                self.client.purge_idle();
             }
         }
         self.stop_all();
@@ -162,7 +165,10 @@ impl Supervisor {
                 self.health.set_docker(true);
                 self.reconcile();
             }
-            SupEvent::EventsDown => self.health.set_events(false),
+            SupEvent::EventsDown { docker_answers } => {
+                self.health.set_events(false);
+                self.health.set_docker(docker_answers);
+            }
             SupEvent::FollowerDone(id) => {
                 self.reap(&id);
                 if let Some(ev) = self.restart_wanted.remove(&id) {
@@ -315,11 +321,15 @@ impl Supervisor {
     fn start_without_position(&self, id: &ContainerId) -> Option<StartFrom> {
         let info = match self.client.inspect(id.as_str()) {
             Ok(info) => info,
+            Err(e) if e.is_not_found() => return None,
             Err(e) => {
-                if !e.is_not_found() {
-                    log::warn!("supervisor: cannot inspect {}: {e}", id.short());
-                }
-                return None;
+                // Without its start time, read it from the first recorded run: that may
+                // re-read old lines but cannot lose any.
+                log::warn!(
+                    "supervisor: cannot inspect {}: {e}; reading it from the first recorded run",
+                    id.short()
+                );
+                return Some(StartFrom::Since(self.settings.first_run_at));
             }
         };
         let started = Timestamp::parse(info.state.started_at.as_bytes()).ok();

@@ -83,6 +83,16 @@ impl DockerClient {
         &self.metrics
     }
 
+    /// Closes pooled connections idle for longer than `docker.idle_timeout`, without
+    /// touching the others and without any I/O (dockerd never closes idle connections;
+    /// ureq's pool only expires them when asked for a connection).
+    pub fn purge_idle(&self) {
+        let _ = self
+            .agent
+            .get(format!("http://{}/", transport::PURGE_HOST))
+            .call();
+    }
+
     /// `GET /_ping`.
     pub fn ping(&self) -> Result<(), DockerError> {
         self.get_bytes("/_ping", Endpoint::Ping).map(|_| ())
@@ -132,7 +142,7 @@ impl DockerClient {
             encode(id),
             query.to_query()
         );
-        self.get_stream(&path, Endpoint::Logs)
+        self.get_stream(&path, Endpoint::Logs, query.follow)
     }
 
     /// `GET /events` filtered to container lifecycle events, from `since` (unix seconds).
@@ -142,7 +152,7 @@ impl DockerClient {
         if let Some(s) = since {
             path.push_str(&format!("&since={s}"));
         }
-        self.get_stream(&path, Endpoint::Events)
+        self.get_stream(&path, Endpoint::Events, true)
     }
 
     fn url(path: &str) -> String {
@@ -197,17 +207,28 @@ impl DockerClient {
         })
     }
 
-    fn get_stream(&self, path: &str, endpoint: Endpoint) -> Result<BodyStream, DockerError> {
+    /// A streaming GET. `long_lived`: a follow stream (logs with follow, events), which
+    /// holds its connection for the container's lifetime, unlike a request/response call.
+    fn get_stream(
+        &self,
+        path: &str,
+        endpoint: Endpoint,
+        long_lived: bool,
+    ) -> Result<BodyStream, DockerError> {
         self.metrics.request(endpoint);
+        if long_lived {
+            self.metrics.docker_stream_requests.inc();
+        }
         let active = self.active();
-        let result = self
-            .agent
-            .get(Self::url(path))
-            .config()
-            .timeout_per_read(Some(self.settings.read_timeout))
-            .timeout_recv_response(Some(self.settings.request_timeout))
-            .build()
-            .call();
+        let result = transport::opening_stream(long_lived, || {
+            self.agent
+                .get(Self::url(path))
+                .config()
+                .timeout_per_read(Some(self.settings.read_timeout))
+                .timeout_recv_response(Some(self.settings.request_timeout))
+                .build()
+                .call()
+        });
         let resp = match result {
             Ok(resp) => resp,
             Err(source) => {

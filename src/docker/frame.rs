@@ -8,6 +8,8 @@ use std::fmt;
 pub const HEADER_LEN: usize = 8;
 /// Docker's log copier cuts messages at 16 KiB; longer lines arrive as several messages.
 pub const DOCKER_MESSAGE_BYTES: usize = 16 * 1024;
+/// "2026-11-26T17:55:29.376306023+00:00 ": the longest timestamp prefix, with its space.
+pub const MAX_TIMESTAMP_PREFIX: usize = 36;
 
 /// The stream a frame belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,16 +162,21 @@ impl FrameBuffer {
             return None;
         }
         // Text starts after "<timestamp> "; a message without newline is exactly 16 KiB.
-        let text_at = pending.iter().position(|&b| b == b' ').map(|i| i + 1);
-        let limit = text_at.map(|t| t + DOCKER_MESSAGE_BYTES);
-        let window = &pending[..limit.unwrap_or(pending.len()).min(pending.len())];
+        // No space where a timestamp ends means garbage: cut it into 16 KiB pieces (the
+        // caller rejects them) instead of buffering without bound.
+        let head = &pending[..pending.len().min(MAX_TIMESTAMP_PREFIX)];
+        let limit = match head.iter().position(|&b| b == b' ') {
+            Some(i) => i + 1 + DOCKER_MESSAGE_BYTES,
+            None if pending.len() >= MAX_TIMESTAMP_PREFIX => DOCKER_MESSAGE_BYTES,
+            None if at_eof => pending.len(),
+            None => return None,
+        };
+        let window = &pending[..limit.min(pending.len())];
         let len = match memchr_newline(window) {
             Some(i) => i + 1,
-            None => match limit {
-                Some(l) if pending.len() >= l => l,
-                _ if at_eof => pending.len(),
-                _ => return None,
-            },
+            None if pending.len() >= limit => limit,
+            None if at_eof => pending.len(),
+            None => return None,
         };
         let from = self.start;
         self.start += len;
@@ -298,6 +305,21 @@ mod tests {
             Some(&b"2026-01-01T00:00:02Z tail"[..])
         );
         assert_eq!(fb.next_tty_message(true), None);
+    }
+
+    #[test]
+    fn tty_garbage_without_timestamp_stays_bounded() {
+        let mut fb = FrameBuffer::new(16, 1 << 20);
+        let mut sizes = Vec::new();
+        for chunk in vec![b'z'; 3 * DOCKER_MESSAGE_BYTES + 5].chunks(4096) {
+            fb.extend(chunk);
+            while let Some(m) = fb.next_tty_message(false) {
+                sizes.push(m.len());
+            }
+        }
+        assert_eq!(sizes, vec![DOCKER_MESSAGE_BYTES; 3]);
+        assert_eq!(fb.pending().len(), 5);
+        assert!(fb.buf.len() <= 4 * DOCKER_MESSAGE_BYTES);
     }
 
     #[test]

@@ -41,6 +41,19 @@ pub fn publish(counts: &ConnCounts, metrics: &Metrics) {
     metrics.docker_idle_connections.set((live - active).max(0));
 }
 
+std::thread_local! {
+    /// Whether the request this thread is sending is a follow stream (for accounting).
+    static OPENING_STREAM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `send` with connections it opens counted as follow-stream connections.
+pub fn opening_stream<T>(long_lived: bool, send: impl FnOnce() -> T) -> T {
+    OPENING_STREAM.with(|c| c.set(long_lived));
+    let out = send();
+    OPENING_STREAM.with(|c| c.set(false));
+    out
+}
+
 /// +1 live on creation, -1 on drop: the registration guard of one socket.
 struct ConnGuard {
     counts: Arc<ConnCounts>,
@@ -51,6 +64,9 @@ impl ConnGuard {
     fn new(counts: Arc<ConnCounts>, metrics: Arc<Metrics>) -> ConnGuard {
         counts.live.fetch_add(1, Ordering::Relaxed);
         metrics.docker_connections_opened.inc();
+        if OPENING_STREAM.with(|c| c.get()) {
+            metrics.docker_stream_connections_opened.inc();
+        }
         publish(&counts, &metrics);
         ConnGuard { counts, metrics }
     }
@@ -62,6 +78,10 @@ impl Drop for ConnGuard {
         publish(&self.counts, &self.metrics);
     }
 }
+
+/// A host that is never dialed: a request to it only makes ureq's pool drop connections
+/// idle past their age (ureq purges on connect and has no other way to ask for it).
+pub const PURGE_HOST: &str = "purge.invalid";
 
 /// Dials `path` for every new connection ureq asks for.
 pub struct UnixConnector {
@@ -96,6 +116,9 @@ impl Connector<()> for UnixConnector {
         details: &ConnectionDetails,
         _chained: Option<()>,
     ) -> Result<Option<Self::Out>, Error> {
+        if details.uri.host() == Some(PURGE_HOST) {
+            return Err(Error::ConnectionFailed);
+        }
         let stream = UnixStream::connect(&self.path)?;
         let config = details.config;
         let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());

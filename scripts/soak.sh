@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Leak soak: runs the capturer (release build) while containers are created, log, exit
+# and are removed at a steady rate, next to a few long-lived producers. Every 10 s it
+# samples the capturer's open FDs and threads and dockerd's open FDs; at the end it fits a
+# least-squares slope per minute, compares the end state with the baseline once every
+# churn container is gone, computes the Docker connection reuse ratio, and checks that
+# every line arrived exactly once.
+#
+#   scripts/soak.sh [--minutes N] [--churn-per-minute K] [--json FILE]
+#
+# PASS needs: FD and thread slopes <= 0.1/min (counted without the sockets and threads
+# that active streams legitimately hold), end state within +2 of baseline, reuse ratio
+# of request/response calls (1 - connections they opened / their number) >= 0.99, nothing
+# lost, nothing duplicated.
+# Needs a running Docker Engine and the test image (scripts/test.sh sets both up).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MINUTES=2
+CHURN=120
+JSON=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --minutes) MINUTES="$2"; shift 2 ;;
+        --churn-per-minute) CHURN="$2"; shift 2 ;;
+        --json) JSON="$2"; shift 2 ;;
+        *) echo "usage: $0 [--minutes N] [--churn-per-minute K] [--json FILE]" >&2; exit 2 ;;
+    esac
+done
+
+IMAGE="${LOG_CAPTURER_TEST_IMAGE:-log-capturer-test/busybox:latest}"
+WORK=$(mktemp -d /tmp/lc-soak.XXXXXX)
+PREFIX="soak-$$"
+PORT=$((18500 + $$ % 1000))
+CAP_PID=""
+LONG=3
+
+say() { printf 'soak: %s\n' "$*" >&2; }
+cleanup() {
+    [ -n "$CAP_PID" ] && kill -9 "$CAP_PID" 2>/dev/null || true
+    jobs -p | xargs -r kill 2>/dev/null || true
+    ids=$(docker ps -aq --filter "name=$PREFIX-" || true)
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+metrics() { curl -sf "http://127.0.0.1:$PORT/metrics" || true; }
+metric() { # sum of a metric's samples in the text $2
+    awk -v m="$1" '$1 == m || index($1, m"{") == 1 { s += $NF } END { printf "%d\n", s }' <<<"$2"
+}
+sample() { # t fds threads dockerd_fds active_streams docker_active docker_idle
+    local m; m=$(metrics)
+    printf '%s %s %s %s %s %s %s\n' "$(date +%s.%N)" \
+        "$(ls /proc/"$CAP_PID"/fd | wc -l)" "$(ls /proc/"$CAP_PID"/task | wc -l)" \
+        "$(ls /proc/"$(pidof dockerd | awk '{print $1}')"/fd | wc -l)" \
+        "$(metric log_capturer_active_streams "$m")" \
+        "$(metric log_capturer_docker_http_active_connections "$m")" \
+        "$(metric log_capturer_docker_http_idle_connections "$m")"
+}
+
+say "building (release)"
+cargo build --release --quiet
+
+cat > "$WORK/config.toml" <<TOML
+[docker]
+idle_timeout = "10s"
+[containers]
+include_names = ["$PREFIX-*"]
+[positions]
+path = "$WORK/positions.json"
+[server]
+listen = "127.0.0.1:$PORT"
+[pipeline]
+batch_timeout = "100ms"
+[[sinks]]
+type = "file"
+path = "$WORK/out.jsonl"
+max_bytes = "10GiB"
+TOML
+RUST_LOG=warn target/release/log-capturer --config "$WORK/config.toml" 2>"$WORK/capturer.log" &
+CAP_PID=$!
+for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { say "capturer not healthy"; cat "$WORK/capturer.log" >&2; exit 1; }
+sleep 2
+sample > "$WORK/baseline"
+say "baseline: $(cat "$WORK/baseline")"
+
+for i in $(seq 1 "$LONG"); do
+    docker run -d --network none --name "$PREFIX-long-$i" "$IMAGE" sh -c \
+        'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo "n $i"; sleep 0.1; done' >/dev/null
+done
+
+# Churn: each container prints 20 lines and exits; it is removed 1 s after it exited.
+# Starts are spaced at the requested rate (each in the background, as docker run takes a
+# while on vfs). While the pause file exists, no new container starts (the sampler is
+# waiting for a quiet moment).
+churn_one() {
+    docker run -d --network none --name "$PREFIX-c$1" "$IMAGE" sh -c \
+        "for j in \$(seq 1 20); do echo \"c$1 n\$j\"; done" >/dev/null
+    docker wait "$PREFIX-c$1" >/dev/null 2>&1 || true
+    sleep 1
+    docker rm -f "$PREFIX-c$1" >/dev/null 2>&1 || true
+}
+churn() {
+    local period n=0 end=$(( $(date +%s) + MINUTES * 60 ))
+    period=$(echo "60 / $CHURN" | bc -l)
+    while [ "$(date +%s)" -lt "$end" ]; do
+        while [ -e "$WORK/pause" ]; do sleep 0.1; done
+        n=$((n + 1))
+        churn_one "$n" &
+        sleep "$period"
+    done
+    echo "$n" > "$WORK/churned"
+    wait
+}
+churn &
+CHURN_PID=$!
+
+# Every 10 s, sample at a quiet moment: churn paused, every churn container removed and
+# its stream ended, so the counts compare like with like and the slope shows leaks, not
+# how many containers happened to be alive.
+quiet() {
+    for _ in $(seq 1 100); do
+        if [ -z "$(docker ps -aq --filter "name=$PREFIX-c")" ] &&
+           [ "$(metric log_capturer_active_streams "$(metrics)")" = "$LONG" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+}
+: > "$WORK/samples"
+end=$(( $(date +%s) + MINUTES * 60 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+    sleep 10
+    touch "$WORK/pause"; quiet; sample >> "$WORK/samples"; rm -f "$WORK/pause"
+done
+wait "$CHURN_PID"
+
+# Stop the long-lived producers and count what they wrote.
+for i in $(seq 1 "$LONG"); do
+    docker stop -t 2 "$PREFIX-long-$i" >/dev/null
+    docker logs "$PREFIX-long-$i" 2>/dev/null | grep -c '^n ' > "$WORK/long-$i.count" || true
+    docker rm -f "$PREFIX-long-$i" >/dev/null
+done
+# Idle again: every stream ended, idle keep-alive connections past idle_timeout.
+for _ in $(seq 1 300); do
+    [ "$(metric log_capturer_active_streams "$(metrics)")" = 0 ] && break
+    sleep 0.1
+done
+sleep 12
+sample > "$WORK/final"
+metrics > "$WORK/metrics.txt"
+kill -TERM "$CAP_PID"
+status=0; wait "$CAP_PID" || status=$?
+CAP_PID=""
+
+python3 - "$WORK" "$LONG" "$MINUTES" "$CHURN" "$status" "$JSON" "$PREFIX" <<'PY'
+import json, sys, collections
+work, long_n, minutes, churn, status, json_out, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
+def rows(name):
+    return [list(map(float, l.split())) for l in open(f"{work}/{name}") if l.strip()]
+base, final, samples = rows("baseline")[0], rows("final")[0], rows("samples")
+def slope(col, correct=None):
+    xs = [(r[0] - samples[0][0]) / 60 for r in samples]
+    ys = [r[col] - (sum(r[c] for c in correct) if correct else 0) for r in samples]
+    n = len(xs); mx = sum(xs) / n; my = sum(ys) / n
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+# FDs other than Docker connections; threads other than followers.
+fd_slope = slope(1, [5, 6]); thr_slope = slope(2, [4]); dfd_slope = slope(3)
+metrics = {}
+for l in open(f"{work}/metrics.txt"):
+    if l.startswith("#") or not l.strip(): continue
+    name = l.split("{")[0].split(" ")[0]
+    metrics[name] = metrics.get(name, 0) + float(l.split()[-1])
+# Request/response calls (ping, version, list, inspect, non-follow logs) against the
+# connections they opened; follow streams hold a connection each by nature.
+opened = metrics.get("log_capturer_docker_http_connections_opened_total", 0)
+requests = metrics.get("log_capturer_docker_http_requests_total", 0)
+rr_opened = opened - metrics.get("log_capturer_docker_http_stream_connections_opened_total", 0)
+rr_requests = requests - metrics.get("log_capturer_docker_http_stream_requests_total", 0)
+reuse = 1 - rr_opened / rr_requests if rr_requests else 0
+# Exactly once.
+churned = int(open(f"{work}/churned").read())
+seen = collections.Counter()
+for l in open(f"{work}/out.jsonl"):
+    r = json.loads(l); seen[(r["container_name"], r["message"])] += 1
+expected = {}
+for c in range(1, churned + 1):
+    for j in range(1, 21): expected[(f"{prefix}-c{c}", f"c{c} n{j}")] = 1
+for i in range(1, long_n + 1):
+    count = int(open(f"{work}/long-{i}.count").read() or 0)
+    for j in range(1, count + 1): expected[(f"{prefix}-long-{i}", f"n {j}")] = 1
+lost = sum(1 for k in expected if seen[k] == 0)
+dup = sum(v - 1 for k, v in seen.items() if v > 1)
+extra = sum(1 for k in seen if k not in expected)
+checks = [
+    ("capturer FD slope /min (without Docker connections)", fd_slope, abs(fd_slope) <= 0.1),
+    ("capturer thread slope /min (without followers)", thr_slope, abs(thr_slope) <= 0.1),
+    ("dockerd FD slope /min", dfd_slope, abs(dfd_slope) <= 0.1),
+    ("capturer FDs end - baseline", final[1] - base[1], final[1] - base[1] <= 2),
+    ("capturer threads end - baseline", final[2] - base[2], final[2] - base[2] <= 2),
+    ("dockerd FDs end - baseline", final[3] - base[3], final[3] - base[3] <= 2),
+    ("reuse ratio of request/response calls", reuse, reuse >= 0.99),
+    ("lines lost", lost, lost == 0),
+    ("lines duplicated", dup, dup == 0),
+    ("unexpected lines", extra, extra == 0),
+    ("exit status after SIGTERM", status, status == 0),
+]
+print(f"soak: {minutes} min, {churn} containers/min ({churned} churned, {long_n} long-lived), "
+      f"{len(samples)} samples, {int(requests)} Docker requests ({int(rr_requests)} request/response), "
+      f"{int(opened)} connections opened ({int(rr_opened)} for request/response), "
+      f"{sum(seen.values())} records")
+print(f"{'check':55} {'value':>10}  result")
+for name, value, ok in checks:
+    v = f"{value:.3f}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
+    print(f"{name:55} {v:>10}  {'ok' if ok else 'FAIL'}")
+passed = all(ok for _, _, ok in checks)
+print("PASS" if passed else "FAIL")
+if json_out:
+    json.dump({"minutes": minutes, "churn_per_minute": churn, "churned": churned,
+               "checks": {n: v for n, v, _ in checks}, "pass": passed}, open(json_out, "w"), indent=1)
+sys.exit(0 if passed else 1)
+PY
