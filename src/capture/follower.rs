@@ -285,6 +285,7 @@ impl Follower {
             return Err(BodyEnd::QueueClosed);
         }
         result.map_err(|e| {
+            self.metrics.request_error(crate::metrics::Endpoint::Logs);
             log::warn!("follower {}: {e}", meta.id.short());
             BodyEnd::Error(DockerError::Protocol {
                 endpoint: crate::metrics::Endpoint::Logs,
