@@ -2,28 +2,41 @@
 # Benchmarks of log-capturer against the raw Docker daemon stream, measured in one run
 # on this machine (absolute times drift on shared machines; compare the ratios).
 #
-#   scripts/bench.sh [--lines N] [--idle N]
+#   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--json FILE]
 #
 # Scenarios:
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
-#      the logs endpoint vs the capturer (release build, file sink) reading the same
-#      container from its beginning: seconds, lines/s, ratio, capturer CPU s and peak RSS.
-#   2. idle followed containers (default 50): the capturer's threads, FDs and RSS with 0
-#      and with N followed containers.
+#      the logs endpoint and `cat` of its json file vs the capturer (release build, file
+#      sink) reading the same container from its beginning: seconds, lines/s, ratio,
+#      capturer CPU s and peak RSS.
+#   2. N containers (default 50) x 20,000 lines at once: the capturer following them live
+#      vs N concurrent raw reads of the same logs afterwards.
+#   3. start-to-first-record latency over N container starts (default 100), p50 and p99:
+#      from the line's Docker timestamp to the record appearing in the sink file.
+#   4. idle followed containers: threads, FDs and RSS with 0, N/2 and N (default 200)
+#      followed containers, then the SIGTERM-to-exit time with N active streams.
 # Needs a running Docker Engine and the test image: run scripts/test.sh once (or
 # scripts/docker-up.sh and scripts/build-test-images.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LINES=1000000
-IDLE=50
+MANY=50
+IDLE=200
+STARTS=100
+JSON=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --lines) LINES="$2"; shift 2 ;;
+        --many) MANY="$2"; shift 2 ;;
         --idle) IDLE="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lines N] [--idle N]" >&2; exit 2 ;;
+        --starts) STARTS="$2"; shift 2 ;;
+        --json) JSON="$2"; shift 2 ;;
+        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--json FILE]" >&2; exit 2 ;;
     esac
 done
+RESULTS=()
+result() { RESULTS+=("\"$1\": $2"); }
 
 command -v bc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bc >/dev/null; }
 IMAGE="${LOG_CAPTURER_TEST_IMAGE:-log-capturer-test/busybox:latest}"
@@ -122,25 +135,107 @@ printf '%-44s %10.2f %12.0f\n' "cat of the json-file log ($((LOG_BYTES / 1048576
 printf '%-44s %10.2f %12.0f\n' "log-capturer, start to all acknowledged" "$CAP_S" "$(echo "$LINES / $CAP_S" | bc -l)"
 printf 'ratio capturer/raw time: %.2fx   capturer CPU: %s s   peak RSS: %.1f MiB   records written: %s\n' \
     "$(echo "$CAP_S / $RAW_S" | bc -l)" "$CAP_CPU" "$(echo "$CAP_HWM / 1024" | bc -l)" "$OUT_LINES"
+result one_container "{\"lines\": $LINES, \"raw_s\": $RAW_S, \"cat_s\": $CAT_S, \"capturer_s\": $CAP_S, \"ratio\": $(echo "$CAP_S / $RAW_S" | bc -l), \"cpu_s\": $CAP_CPU, \"peak_rss_kib\": $CAP_HWM, \"records\": $OUT_LINES}"
 
-echo "== scenario 2: $IDLE idle followed containers"
+echo "== scenario 2: $MANY containers x 20000 lines at once"
+start_capturer "$PREFIX-many-*" now
+t0=$(now)
+for i in $(seq 1 "$MANY"); do
+    docker run -d --network none --name "$PREFIX-many-$i" "$IMAGE" sh -c \
+        "awk 'BEGIN { for (i = 1; i <= 20000; i++) printf \"c$i line %d lorem ipsum dolor sit amet\\n\", i }'; sleep 100000" >/dev/null &
+done
+wait
+TOTAL=$((MANY * 20000))
+while [ "$(metric log_capturer_sink_records_total)" -lt "$TOTAL" ]; do sleep 0.05; done
+t1=$(now)
+MANY_CAP_S=$(echo "$t1 - $t0" | bc -l)
+MANY_CPU=$(cpu_seconds "$CAP_PID"); MANY_HWM=$(rss_kib "$CAP_PID" VmHWM)
+stop_capturer
+t0=$(now)
+for i in $(seq 1 "$MANY"); do
+    id=$(docker inspect --format '{{.Id}}' "$PREFIX-many-$i")
+    curl -sf --unix-socket "$SOCK" "http://localhost/v$API/containers/$id/logs?stdout=1&stderr=1&timestamps=1" >/dev/null &
+done
+wait
+t1=$(now)
+MANY_RAW_S=$(echo "$t1 - $t0" | bc -l)
+docker ps -aq --filter "name=$PREFIX-many-" | xargs -r docker rm -f >/dev/null
+printf '%-44s %10s %12s\n' "" "seconds" "lines/s"
+printf '%-44s %10.2f %12.0f\n' "$MANY concurrent raw reads afterwards" "$MANY_RAW_S" "$(echo "$TOTAL / $MANY_RAW_S" | bc -l)"
+printf '%-44s %10.2f %12.0f\n' "log-capturer, live, start to all acked" "$MANY_CAP_S" "$(echo "$TOTAL / $MANY_CAP_S" | bc -l)"
+printf 'capturer CPU: %s s   peak RSS: %.1f MiB (the live figure includes starting %s containers)\n' "$MANY_CPU" "$(echo "$MANY_HWM / 1024" | bc -l)" "$MANY"
+result many_containers "{\"containers\": $MANY, \"lines\": $TOTAL, \"raw_s\": $MANY_RAW_S, \"capturer_s\": $MANY_CAP_S, \"cpu_s\": $MANY_CPU, \"peak_rss_kib\": $MANY_HWM}"
+
+echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
+start_capturer "$PREFIX-lat-*" now
+LAT=$(python3 - "$WORK/out.jsonl" "$STARTS" "$PREFIX" "$IMAGE" <<'PY'
+import json, subprocess, sys, time, datetime
+path, starts, prefix, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def ts(s):  # RFC 3339 with 9 digits, Z
+    base = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return base.timestamp() + int(s[20:29]) / 1e9
+lat = []
+f = open(path, "a+"); f.seek(0, 2)
+buf = ""
+for i in range(starts):
+    name = f"{prefix}-lat-{i}"
+    subprocess.run(["docker", "run", "-d", "--network", "none", "--name", name, image, "sh", "-c",
+                    f"echo first-{i}; sleep 100000"], check=True, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        chunk = f.read()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split("\n")
+            hit = [json.loads(l) for l in lines if f'"first-{i}"' in l]
+            if hit:
+                lat.append(time.time() - ts(hit[0]["time"]))
+                break
+        else:
+            time.sleep(0.0005)
+lat.sort()
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+print(f"{p(0.5):.1f} {p(0.99):.1f} {len(lat)}")
+PY
+)
+read -r P50 P99 GOT <<<"$LAT"
+stop_capturer
+docker ps -aq --filter "name=$PREFIX-lat-" | xargs -r docker rm -f >/dev/null
+printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen)\n' "$P50" "$P99" "$GOT" "$STARTS"
+result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99}"
+
+echo "== scenario 4: idle followed containers, then shutdown with $IDLE streams"
 start_capturer "$PREFIX-idle-*" now
 sleep 1
 T0=$(count "$CAP_PID" task); F0=$(count "$CAP_PID" fd); R0=$(rss_kib "$CAP_PID" VmRSS)
-for i in $(seq 1 "$IDLE"); do
-    docker run -d --network none --name "$PREFIX-idle-$i" "$IMAGE" sh -c 'echo up; sleep 100000' >/dev/null
-done
-for _ in $(seq 1 600); do
-    [ "$(metric log_capturer_active_streams)" -ge "$IDLE" ] && break
-    sleep 0.1
-done
-sleep 2
+idle_up_to() {
+    for i in $(seq "$1" "$2"); do
+        echo "$i"
+    done | xargs -P 4 -I{} docker run -d --network none --name "$PREFIX-idle-{}" "$IMAGE" sh -c 'echo up; sleep 100000' >/dev/null
+    for _ in $(seq 1 600); do
+        [ "$(metric log_capturer_active_streams)" -ge "$2" ] && break
+        sleep 0.1
+    done
+    sleep 2
+}
+HALF=$((IDLE / 2))
+idle_up_to 1 "$HALF"
 T1=$(count "$CAP_PID" task); F1=$(count "$CAP_PID" fd); R1=$(rss_kib "$CAP_PID" VmRSS)
-ids=$(docker ps -aq --filter "name=$PREFIX-idle-")
+idle_up_to $((HALF + 1)) "$IDLE"
+T2=$(count "$CAP_PID" task); F2=$(count "$CAP_PID" fd); R2=$(rss_kib "$CAP_PID" VmRSS)
+ACTIVE=$(metric log_capturer_active_streams)
 t0=$(now); kill -TERM "$CAP_PID"; wait "$CAP_PID" || true; t1=$(now); CAP_PID=""
 STOP_MS=$(echo "($t1 - $t0) * 1000" | bc -l)
-docker rm -f $ids >/dev/null
+docker ps -aq --filter "name=$PREFIX-idle-" | xargs -r docker rm -f >/dev/null
 printf '%-28s %8s %8s %10s\n' "" threads fds "RSS MiB"
 printf '%-28s %8s %8s %10.1f\n' "0 followed containers" "$T0" "$F0" "$(echo "$R0 / 1024" | bc -l)"
-printf '%-28s %8s %8s %10.1f\n' "$IDLE followed containers" "$T1" "$F1" "$(echo "$R1 / 1024" | bc -l)"
-printf 'SIGTERM to exit with %s streams: %.0f ms\n' "$IDLE" "$STOP_MS"
+printf '%-28s %8s %8s %10.1f\n' "$HALF followed containers" "$T1" "$F1" "$(echo "$R1 / 1024" | bc -l)"
+printf '%-28s %8s %8s %10.1f\n' "$IDLE followed containers" "$T2" "$F2" "$(echo "$R2 / 1024" | bc -l)"
+printf 'SIGTERM to exit with %s active streams: %.0f ms\n' "$ACTIVE" "$STOP_MS"
+result idle "{\"followed\": [0, $HALF, $IDLE], \"threads\": [$T0, $T1, $T2], \"fds\": [$F0, $F1, $F2], \"rss_kib\": [$R0, $R1, $R2], \"stop_ms\": $STOP_MS, \"active_at_stop\": $ACTIVE}"
+
+if [ -n "$JSON" ]; then
+    { printf '{"commit": "%s", "machine": "%s cores", ' "$(git rev-parse --short HEAD)" "$(nproc)"
+      (IFS=,; printf '%s' "${RESULTS[*]}"); printf '}\n'; } > "$JSON"
+    python3 -m json.tool "$JSON" >/dev/null && echo "== results: $JSON"
+fi

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 IMAGE="${LOG_CAPTURER_TEST_IMAGE:-log-capturer-test/busybox:latest}"
 DOCKERFILE=tests/images/busybox/Dockerfile
 LABEL_KEY=org.log-capturer.test-image.content-sha256
-APPLETS=(sh echo printf seq sleep head yes cat)
+APPLETS=(sh echo printf seq sleep head yes cat wget timeout)
 
 say() { printf 'build-test-images: %s\n' "$*" >&2; }
 die() { printf 'build-test-images: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): start a real Docker Engine, build the
-# test images, check formatting and lints, then run the whole test suite against
-# the engine. Extra arguments go to `cargo test`, e.g. scripts/test.sh -- --test-threads=4
+# test images and the log-capturer image, check the alert rules and the dashboard,
+# check formatting and lints, then run the whole test suite against the engine.
+# Extra arguments go to `cargo test`, e.g. scripts/test.sh -- --test-threads=4
 # Never skips the Docker-backed tests: exits non-zero when Docker cannot be started.
 set -euo pipefail
 
@@ -28,12 +29,32 @@ export LOG_CAPTURER_TEST_IMAGE="${LOG_CAPTURER_TEST_IMAGE:-log-capturer-test/bus
 step "test images ($LOG_CAPTURER_TEST_IMAGE)"
 scripts/build-test-images.sh || die "could not build the test images"
 
+# The log-capturer image itself (tests/image.rs): a static release build on the host,
+# then the Dockerfile's final stage (no registry needed). The cold build is the slow
+# part of this script; later runs only rebuild what changed.
+export LOG_CAPTURER_IMAGE="${LOG_CAPTURER_IMAGE:-log-capturer:local}"
+step "container image ($LOG_CAPTURER_IMAGE)"
+scripts/build-image.sh || die "could not build the container image"
+
 # promtool (Debian's prometheus package) checks the /metrics exposition in the tests.
 if ! command -v promtool >/dev/null 2>&1; then
     step "installing promtool (Debian package prometheus)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
         || die "could not install promtool (apt-get install prometheus)"
 fi
+
+step "promtool check rules config/alerts.yml; promtool test rules config/alerts.test.yml"
+promtool check rules config/alerts.yml || die "config/alerts.yml does not pass promtool check rules"
+promtool test rules config/alerts.test.yml || die "the alert unit tests (config/alerts.test.yml) fail"
+
+step "config/grafana-dashboard.json is valid JSON"
+if command -v python3 >/dev/null 2>&1; then
+    python3 -m json.tool config/grafana-dashboard.json >/dev/null
+elif command -v jq >/dev/null 2>&1; then
+    jq empty config/grafana-dashboard.json
+else
+    die "neither python3 nor jq is available to validate config/grafana-dashboard.json"
+fi || die "config/grafana-dashboard.json is not valid JSON"
 
 ensure_cargo_tool rustfmt fmt
 ensure_cargo_tool clippy clippy

@@ -65,12 +65,16 @@ fn usage_error(msg: &str) -> Parsed {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        // ureq's trace level prints wire data unredacted (Authorization headers of the
-        // sinks): cap it, whatever RUST_LOG says.
-        .filter_module("ureq", log::LevelFilter::Debug)
-        .filter_module("ureq_proto", log::LevelFilter::Debug)
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    // ureq's trace level prints wire data unredacted (the sinks' Authorization headers):
+    // when RUST_LOG asks for trace anywhere, cap ureq at debug (which redacts).
+    if std::env::var("RUST_LOG").is_ok_and(|v| v.to_ascii_lowercase().contains("trace")) {
+        logger
+            .filter_module("ureq", log::LevelFilter::Debug)
+            .filter_module("ureq_proto", log::LevelFilter::Debug);
+    }
+    logger.init();
     let args = match parse_args() {
         Parsed::Run(a) => a,
         Parsed::Exit(code) => return code,

@@ -7,6 +7,7 @@ fn capturer(args: &[&str]) -> Output {
         .args(args)
         .env_remove("DOCKER_HOST")
         .env_remove("LOG_CAPTURER_TEST_IMAGE")
+        .env_remove("LOG_CAPTURER_IMAGE")
         .output()
         .expect("run log-capturer")
 }

@@ -5,6 +5,7 @@ mod capture;
 mod cli;
 mod connections;
 mod endpoints;
+mod image;
 mod lifecycle;
 mod receivers;
 mod resume;

@@ -294,6 +294,7 @@ fn launch(dir: &Path) -> Child {
         .arg(dir.join("config.toml"))
         .env("RUST_LOG", "info")
         .env_remove("LOG_CAPTURER_TEST_IMAGE")
+        .env_remove("LOG_CAPTURER_IMAGE")
         .stdin(Stdio::null())
         .stdout(append("stdout.jsonl"))
         .stderr(append("capturer.log"))

@@ -53,14 +53,17 @@ pub enum EndReason {
     Stopped,
     /// The queue's consumer is gone.
     QueueClosed,
+    /// The daemon cannot serve this container's logs (e.g. log driver `none`).
+    Unsupported,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 4] = [
+    pub const ALL: [EndReason; 5] = [
         EndReason::Eof,
         EndReason::Gone,
         EndReason::Stopped,
         EndReason::QueueClosed,
+        EndReason::Unsupported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl EndReason {
             EndReason::Gone => "gone",
             EndReason::Stopped => "stopped",
             EndReason::QueueClosed => "queue_closed",
+            EndReason::Unsupported => "unsupported",
         }
     }
 }
@@ -170,6 +174,13 @@ impl Follower {
                     // Deliver what was read; the container is gone.
                     let _ = self.emit_flush(&mut dec);
                     break EndReason::Gone;
+                }
+                BodyEnd::Error(e) if e.is_not_implemented() => {
+                    log::warn!(
+                        "not following {}: {e} (label it log-capturer.exclude=true to skip it)",
+                        self.meta.read().name
+                    );
+                    break EndReason::Unsupported;
                 }
                 BodyEnd::Error(_) if self.stopping() => break EndReason::Stopped,
                 BodyEnd::Error(e) => {

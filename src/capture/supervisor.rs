@@ -437,8 +437,14 @@ impl Supervisor {
                 if let Some(p) = outcome.position {
                     self.produced.insert(id.clone(), p);
                 }
-                if outcome.reason == EndReason::Eof {
-                    self.completed.insert(id.clone());
+                match outcome.reason {
+                    EndReason::Eof => {
+                        self.completed.insert(id.clone());
+                    }
+                    EndReason::Unsupported => {
+                        self.ignored.insert(id.clone());
+                    }
+                    _ => {}
                 }
             }
             Err(_) => {

@@ -50,6 +50,12 @@ impl DockerError {
         matches!(self, DockerError::Status { status: 404, .. })
     }
 
+    /// The daemon cannot do it for this object (501: e.g. logs of a container whose log
+    /// driver keeps nothing to read back, like `none`).
+    pub fn is_not_implemented(&self) -> bool {
+        matches!(self, DockerError::Status { status: 501, .. })
+    }
+
     /// The daemon says the object is in a conflicting state (409, e.g. being removed).
     pub fn is_conflict(&self) -> bool {
         matches!(self, DockerError::Status { status: 409, .. })

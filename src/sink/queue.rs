@@ -27,6 +27,9 @@ struct Shared {
     not_full: Condvar,
 }
 
+/// How long the consumer waits for the next record before cutting a batch early.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Creates a queue holding at most `capacity` records.
 pub fn bounded(capacity: usize) -> (Producer, Consumer) {
     let shared = Arc::new(Shared {
@@ -136,15 +139,22 @@ impl Consumer {
 
     /// Takes up to `max_records` records (and about `max_bytes`), waiting until that many
     /// are queued, `cut_at` passes, or the producers are gone.
+    ///
+    /// It waits for more only while more keep coming: when nothing arrived for `LINGER`,
+    /// the batch is cut at once, so a quiet container's line is not held back for the
+    /// whole `batch_timeout`, while a busy stream still fills large batches.
     pub fn take_batch(&self, max_records: usize, max_bytes: usize, cut_at: Instant) -> Vec<Record> {
         let mut inner = self.0.inner.lock();
+        let mut seen = inner.items.len();
         while inner.items.len() < max_records && inner.producers > 0 {
             inner.want = max_records.min(self.0.capacity);
-            let timed_out = self.0.not_empty.wait_until(&mut inner, cut_at).timed_out();
+            let until = cut_at.min(Instant::now() + LINGER);
+            let timed_out = self.0.not_empty.wait_until(&mut inner, until).timed_out();
             inner.want = 0;
-            if timed_out {
+            if timed_out && (inner.items.len() == seen || Instant::now() >= cut_at) {
                 break;
             }
+            seen = inner.items.len();
         }
         let mut out = Vec::with_capacity(inner.items.len().min(max_records));
         let mut bytes = 0;
@@ -201,14 +211,35 @@ mod tests {
     }
 
     #[test]
-    fn batch_is_cut_at_the_deadline() {
-        let (tx, rx) = bounded(100);
+    fn a_quiet_batch_is_cut_early_a_busy_one_at_the_deadline() {
+        let (tx, rx) = bounded(100_000);
         tx.send_all(&mut records(3)).unwrap();
         let started = Instant::now();
-        let batch = rx.take_batch(50, usize::MAX, Instant::now() + Duration::from_millis(50));
+        let batch = rx.take_batch(50, usize::MAX, Instant::now() + Duration::from_secs(5));
         assert_eq!(batch.len(), 3);
-        assert!(started.elapsed() >= Duration::from_millis(40));
-        drop(tx);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "nothing more came: cut early"
+        );
+
+        let busy = std::thread::spawn(move || {
+            for _ in 0..200 {
+                tx.send_all(&mut records(1)).unwrap();
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        });
+        let started = Instant::now();
+        let batch = rx.take_batch(
+            usize::MAX,
+            usize::MAX,
+            Instant::now() + Duration::from_millis(50),
+        );
+        assert!(batch.len() > 10, "{} records", batch.len());
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "kept filling while records came"
+        );
+        busy.join().unwrap();
     }
 
     #[test]
