@@ -80,7 +80,7 @@ path = "$WORK/out.jsonl"
 max_bytes = "10GiB"
 TOML
     rm -f "$WORK/out.jsonl"
-    RUST_LOG=warn target/release/log-capturer --config "$WORK/config.toml" 2>"$WORK/capturer.log" &
+    env -u LOG_CAPTURER_BIN -u LOG_CAPTURER_IMAGE -u LOG_CAPTURER_TEST_IMAGE RUST_LOG=warn "$BIN" --config "$WORK/config.toml" 2>"$WORK/capturer.log" &
     CAP_PID=$!
     for _ in $(seq 1 200); do
         curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
@@ -93,8 +93,12 @@ stop_capturer() {
     kill -TERM "$CAP_PID"; wait "$CAP_PID" || true; CAP_PID=""
 }
 
-echo "== building (release)"
-cargo build --release --quiet
+BIN="${LOG_CAPTURER_BIN:-}"
+if [ -z "$BIN" ]; then
+    echo "== building (release)"
+    cargo build --release --quiet
+    BIN=target/release/log-capturer
+fi
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), docker API $API, storage $(docker info --format '{{.Driver}}' 2>/dev/null)"
 

@@ -73,6 +73,14 @@ cargo test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log")
+echo "$summary"
+[ "$status" -eq 0 ] || exit "$status"
+
+# The short leak soak (scripts/soak.sh): container churn for 2 minutes, FD/thread slopes,
+# end state against the baseline, connection reuse, every line exactly once.
+step "scripts/soak.sh --minutes 2"
+LOG_CAPTURER_BIN="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/log-capturer" \
+    scripts/soak.sh --minutes 2 || die "the leak soak failed"
+echo "$summary"
