@@ -29,9 +29,20 @@ pub enum Notice {
 
 /// What the decoder hands out.
 pub enum Output {
-    Line(Stream, Line, Position),
+    /// A line and its position. `continues`: the next line belongs to the same group and
+    /// only the group's last line carries the position past all of them (see `State`).
+    Line {
+        stream: Stream,
+        line: Line,
+        position: Position,
+        continues: bool,
+    },
     Notice(Notice),
 }
+
+/// Lines held while a partial line is pending, at most; past it they go out with the
+/// group's start position (no loss, but a crash could repeat them).
+const HOLD_MAX: usize = 1024;
 
 /// Decoding state of one container's log, kept across reconnects.
 pub struct LogDecoder {
@@ -52,8 +63,13 @@ struct State {
     counting: Option<Position>,
     /// Resume point: frames at or before it were delivered already.
     skip: Option<Position>,
-    /// Position just before the first piece of each stream's pending line.
-    pending_start: [Option<Position>; 2],
+    /// Position before the first piece of the oldest pending partial line: while any line
+    /// is being assembled, completed lines are held, then handed out as one group. A
+    /// position inside a partial line cannot be resumed from (the rest would come out as a
+    /// fragment), and one past it could skip held lines of the other stream.
+    hold_from: Option<Position>,
+    held: Vec<(Stream, Line)>,
+    scratch: Vec<Line>,
 }
 
 fn idx(s: Stream) -> usize {
@@ -77,7 +93,9 @@ impl LogDecoder {
                 pos: resume,
                 counting: None,
                 skip: resume,
-                pending_start: [None, None],
+                hold_from: None,
+                held: Vec::new(),
+                scratch: Vec::new(),
             },
         }
     }
@@ -188,21 +206,46 @@ impl State {
         let before = self.pos;
         self.pos = Some(pos);
         let i = idx(stream);
-        if !self.mergers[i].has_pending() {
-            self.pending_start[i] = Some(before.unwrap_or(Position {
+        let pending_before = self.any_pending();
+        if !pending_before {
+            self.hold_from = Some(before.unwrap_or(Position {
                 time,
                 frames_at_time: 0,
             }));
         }
-        let other = self.pending_start[1 - i].filter(|_| self.mergers[1 - i].has_pending());
-        self.mergers[i].push(time, text, |line| {
-            if line.pieces > 1 {
-                out(Output::Notice(Notice::Merged));
+        let scratch = &mut self.scratch;
+        self.mergers[i].push(time, text, |line| scratch.push(line));
+        if !pending_before && !self.any_pending() && self.held.is_empty() {
+            // The common case: whole lines, nothing held.
+            for line in self.scratch.drain(..) {
+                emit(out, stream, line, pos, false);
             }
-            out(Output::Line(stream, line, clamp(pos, other)));
-        });
-        if !self.mergers[i].has_pending() {
-            self.pending_start[i] = None;
+            return;
+        }
+        self.held
+            .extend(self.scratch.drain(..).map(|l| (stream, l)));
+        if !self.any_pending() {
+            self.release(pos, out);
+        } else if self.held.len() > HOLD_MAX {
+            let from = self.hold_from.unwrap_or(pos);
+            for (s, line) in self.held.drain(..) {
+                emit(out, s, line, from, false);
+            }
+        }
+    }
+
+    fn any_pending(&self) -> bool {
+        self.mergers.iter().any(LineMerger::has_pending)
+    }
+
+    /// Hands out the held lines as one group: all but the last at the group's start, the
+    /// last at `end`, so no acknowledged position ever covers a line not yet handed out.
+    fn release(&mut self, end: Position, out: &mut impl FnMut(Output)) {
+        let from = self.hold_from.unwrap_or(end);
+        let n = self.held.len();
+        for (k, (s, line)) in self.held.drain(..).enumerate() {
+            let last = k + 1 == n;
+            emit(out, s, line, if last { end } else { from }, !last);
         }
     }
 
@@ -210,21 +253,29 @@ impl State {
         let pos = self.pos.unwrap_or_default();
         for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
             if let Some(line) = self.mergers[i].flush() {
-                self.pending_start[i] = None;
-                if line.pieces > 1 {
-                    out(Output::Notice(Notice::Merged));
-                }
-                out(Output::Line(stream, line, pos));
+                self.held.push((stream, line));
             }
         }
+        self.release(pos, out);
     }
 }
 
-fn clamp(pos: Position, limit: Option<Position>) -> Position {
-    match limit {
-        Some(l) if (l.time, l.frames_at_time) < (pos.time, pos.frames_at_time) => l,
-        _ => pos,
+fn emit(
+    out: &mut impl FnMut(Output),
+    stream: Stream,
+    line: Line,
+    position: Position,
+    continues: bool,
+) {
+    if line.pieces > 1 {
+        out(Output::Notice(Notice::Merged));
     }
+    out(Output::Line {
+        stream,
+        line,
+        position,
+        continues,
+    });
 }
 
 #[cfg(test)]
@@ -240,7 +291,12 @@ mod tests {
         d.buffer().extend(bytes);
         let (mut lines, mut notices) = (Vec::new(), Vec::new());
         let mut sink = |o: Output| match o {
-            Output::Line(s, l, p) => lines.push((s, String::from_utf8(l.text).unwrap(), p)),
+            Output::Line {
+                stream,
+                line,
+                position,
+                ..
+            } => lines.push((stream, String::from_utf8(line.text).unwrap(), position)),
             Output::Notice(n) => notices.push(n),
         };
         d.drain(eof, &mut sink).unwrap();

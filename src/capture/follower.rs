@@ -315,7 +315,12 @@ impl Follower {
     /// Handles one decoder output: a line becomes a record in `batch`.
     fn output(&self, meta: &Arc<ContainerMeta>, o: Output, batch: &mut Vec<Record>) {
         match o {
-            Output::Line(stream, line, position) => {
+            Output::Line {
+                stream,
+                line,
+                position,
+                continues,
+            } => {
                 if line.truncated {
                     self.metrics.lines_truncated.inc();
                 }
@@ -339,6 +344,7 @@ impl Follower {
                     truncated: line.truncated,
                     meta: meta.clone(),
                     position,
+                    continues,
                 };
                 batch.push(record);
             }

@@ -129,6 +129,10 @@ pub struct Record {
     pub truncated: bool,
     pub meta: Arc<ContainerMeta>,
     pub position: Position,
+    /// The next record of this container belongs to the same group (lines held while a
+    /// long line was pending); a batch is not cut between them, so an acknowledged
+    /// position never covers a line not yet delivered.
+    pub continues: bool,
 }
 
 impl Record {
@@ -218,6 +222,7 @@ pub(crate) fn sample_records(n: usize, tag: &str) -> Vec<Record> {
             truncated: false,
             meta: meta.clone(),
             position: Position::default(),
+            continues: false,
         })
         .collect()
 }
@@ -242,6 +247,7 @@ mod tests {
                 Arc::from("node-7"),
             )),
             position: Position::default(),
+            continues: false,
         }
     }
 

@@ -158,7 +158,12 @@ impl Consumer {
         }
         let mut out = Vec::with_capacity(inner.items.len().min(max_records));
         let mut bytes = 0;
-        while out.len() < max_records && bytes < max_bytes {
+        loop {
+            // Past the limits, go on only to finish a group (see `Record::continues`).
+            let in_group = out.last().is_some_and(|r: &Record| r.continues);
+            if (out.len() >= max_records || bytes >= max_bytes) && !in_group {
+                break;
+            }
             match inner.items.pop_front() {
                 Some(r) => {
                     bytes += r.approx_bytes();
@@ -240,6 +245,20 @@ mod tests {
             "kept filling while records came"
         );
         busy.join().unwrap();
+    }
+
+    #[test]
+    fn a_batch_is_not_cut_inside_a_group() {
+        let (tx, rx) = bounded(100);
+        let mut recs = records(6);
+        for r in &mut recs[1..4] {
+            r.continues = true;
+        }
+        tx.send_all(&mut recs).unwrap();
+        let far = Instant::now() + Duration::from_millis(20);
+        let first = rx.take_batch(2, usize::MAX, far);
+        assert_eq!(first.len(), 5, "records 1..=4 are one group");
+        assert_eq!(rx.take_batch(2, usize::MAX, far).len(), 1);
     }
 
     #[test]
