@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::util::{image, unique, Capturer, Container};
+use crate::util::{image, unique, wait_for, Capturer, Container};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -192,4 +192,40 @@ fn include_exclude_and_opt_out_label_filters() {
         .map(|r| r["container_name"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(names, vec![keep.name.clone()]);
+}
+
+#[test]
+fn a_10_mib_line_without_newline_and_binary_garbage_stay_bounded() {
+    let _daemon = crate::util::shared_daemon();
+    let prefix = unique("huge");
+    let cap = Capturer::start(&format!("{prefix}-*"), "");
+    let huge = Container::run(&format!("{prefix}-line"), &[], "head -c 10485760 /dev/zero | tr '\\0' z");
+    let garbage = Container::run(
+        &format!("{prefix}-binary"),
+        &[],
+        "head -c 1000000 /dev/urandom; echo; echo after",
+    );
+    huge.wait();
+    garbage.wait();
+    let recs = cap.wait_records(&huge.name, 1, WAIT);
+    let msg = recs[0]["message"].as_str().unwrap();
+    assert_eq!(msg.len(), 1024 * 1024, "cut at max_line_bytes");
+    assert!(msg.bytes().all(|b| b == b'z'));
+    assert_eq!(recs[0]["truncated"], true);
+    let bin = wait_for(WAIT, "the line after the garbage", || {
+        let r = cap.records_of(&garbage.name);
+        (r.last().and_then(|r| r["message"].as_str()) == Some("after")).then_some(r)
+    });
+    assert!(bin.len() > 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cap.records_of(&huge.name).len(), 1, "one record for the one line");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cap.pid())).unwrap();
+    let hwm_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    eprintln!("10 MiB line + 1 MB of binary garbage: peak RSS {:.1} MiB", hwm_kib as f64 / 1024.0);
+    assert!(hwm_kib < 64 * 1024, "peak RSS {hwm_kib} KiB");
+    assert_eq!(cap.metric("log_capturer_lines_truncated_total"), 1.0);
 }

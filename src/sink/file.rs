@@ -3,6 +3,7 @@
 //! this process loses nothing that was acknowledged.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,12 +36,13 @@ impl FileSink {
 
     fn reopen(&mut self) -> io::Result<()> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)?;
+            create_private_dir(dir)?;
         }
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
+            .mode(FILE_MODE)
             .open(&self.path)?;
         self.size = file.metadata()?.len();
         if self.size > 0 && !ends_with_newline(&mut file)? {
@@ -73,6 +75,15 @@ impl FileSink {
         let _ = fs::remove_file(numbered(self.max_files + 1));
         self.reopen()
     }
+}
+
+/// Logs can hold secrets a container printed: owner read-write, group read, no others.
+pub const FILE_MODE: u32 = 0o640;
+pub const DIR_MODE: u32 = 0o750;
+
+/// Creates `dir` and its missing parents with `DIR_MODE` (existing ones are left as they are).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
 }
 
 fn ends_with_newline(file: &mut File) -> io::Result<bool> {
@@ -181,6 +192,23 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1], "{\"torn\":");
         assert!(serde_json::from_str::<serde_json::Value>(lines[2]).is_ok());
+    }
+
+    #[test]
+    fn new_files_and_dirs_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/sub/out.jsonl");
+        let cfg = FileSinkConfig {
+            path: path.clone(),
+            max_bytes: ByteSize(1 << 20),
+            max_files: 1,
+        };
+        FileSink::open("file-0".into(), &cfg).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o640);
+        assert_eq!(mode(&dir.path().join("new/sub")), 0o750);
+        assert_eq!(mode(&dir.path().join("new")), 0o750);
     }
 
     #[test]
