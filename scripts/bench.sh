@@ -144,23 +144,28 @@ result one_container "{\"lines\": $LINES, \"raw_s\": $RAW_S, \"cat_s\": $CAT_S, 
 echo "== scenario 2: $MANY containers x 20000 lines at once"
 start_capturer "$PREFIX-many-*" now
 t0=$(now)
+pids=()
 for i in $(seq 1 "$MANY"); do
     docker run -d --network none --name "$PREFIX-many-$i" "$IMAGE" sh -c \
         "awk 'BEGIN { for (i = 1; i <= 20000; i++) printf \"c$i line %d lorem ipsum dolor sit amet\\n\", i }'; sleep 100000" >/dev/null &
+    pids+=($!)
 done
-wait
+wait "${pids[@]}"  # not a bare `wait`: the capturer is a child too
 TOTAL=$((MANY * 20000))
 while [ "$(metric log_capturer_sink_records_total)" -lt "$TOTAL" ]; do sleep 0.05; done
 t1=$(now)
 MANY_CAP_S=$(echo "$t1 - $t0" | bc -l)
 MANY_CPU=$(cpu_seconds "$CAP_PID"); MANY_HWM=$(rss_kib "$CAP_PID" VmHWM)
 stop_capturer
+ids=()
+for i in $(seq 1 "$MANY"); do ids+=("$(docker inspect --format '{{.Id}}' "$PREFIX-many-$i")"); done
 t0=$(now)
-for i in $(seq 1 "$MANY"); do
-    id=$(docker inspect --format '{{.Id}}' "$PREFIX-many-$i")
+pids=()
+for id in "${ids[@]}"; do
     curl -sf --unix-socket "$SOCK" "http://localhost/v$API/containers/$id/logs?stdout=1&stderr=1&timestamps=1" >/dev/null &
+    pids+=($!)
 done
-wait
+wait "${pids[@]}"
 t1=$(now)
 MANY_RAW_S=$(echo "$t1 - $t0" | bc -l)
 docker ps -aq --filter "name=$PREFIX-many-" | xargs -r docker rm -f >/dev/null
@@ -240,6 +245,7 @@ result idle "{\"followed\": [0, $HALF, $IDLE], \"threads\": [$T0, $T1, $T2], \"f
 
 if [ -n "$JSON" ]; then
     { printf '{"commit": "%s", "machine": "%s cores", ' "$(git rev-parse --short HEAD)" "$(nproc)"
-      (IFS=,; printf '%s' "${RESULTS[*]}"); printf '}\n'; } > "$JSON"
+      (IFS=,; printf '%s' "${RESULTS[*]}"); printf '}\n'; } |
+        sed -E 's/([:,[] *)(-?)\./\1\20./g' > "$JSON"  # bc prints .5 for 0.5
     python3 -m json.tool "$JSON" >/dev/null && echo "== results: $JSON"
 fi
