@@ -199,7 +199,11 @@ fn a_10_mib_line_without_newline_and_binary_garbage_stay_bounded() {
     let _daemon = crate::util::shared_daemon();
     let prefix = unique("huge");
     let cap = Capturer::start(&format!("{prefix}-*"), "");
-    let huge = Container::run(&format!("{prefix}-line"), &[], "head -c 10485760 /dev/zero | tr '\\0' z");
+    let huge = Container::run(
+        &format!("{prefix}-line"),
+        &[],
+        "head -c 10485760 /dev/zero | tr '\\0' z",
+    );
     let garbage = Container::run(
         &format!("{prefix}-binary"),
         &[],
@@ -218,14 +222,21 @@ fn a_10_mib_line_without_newline_and_binary_garbage_stay_bounded() {
     });
     assert!(bin.len() > 1);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(cap.records_of(&huge.name).len(), 1, "one record for the one line");
+    assert_eq!(
+        cap.records_of(&huge.name).len(),
+        1,
+        "one record for the one line"
+    );
     let status = std::fs::read_to_string(format!("/proc/{}/status", cap.pid())).unwrap();
     let hwm_kib: u64 = status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap();
-    eprintln!("10 MiB line + 1 MB of binary garbage: peak RSS {:.1} MiB", hwm_kib as f64 / 1024.0);
+    eprintln!(
+        "10 MiB line + 1 MB of binary garbage: peak RSS {:.1} MiB",
+        hwm_kib as f64 / 1024.0
+    );
     assert!(hwm_kib < 64 * 1024, "peak RSS {hwm_kib} KiB");
     assert_eq!(cap.metric("log_capturer_lines_truncated_total"), 1.0);
 }

@@ -45,17 +45,11 @@ impl ElasticsearchSink {
         metrics: Arc<Metrics>,
     ) -> Result<ElasticsearchSink, String> {
         let url = format!("{}/_bulk", cfg.url.trim_end_matches('/'));
-        let auth = match (&cfg.api_key, &cfg.username, &cfg.password) {
-            (Some(k), _, _) => Auth::ApiKey(k.expose().to_string()),
-            (None, Some(u), p) => Auth::Basic {
-                username: u.clone(),
-                password: p
-                    .as_ref()
-                    .map(|p| p.expose().to_string())
-                    .unwrap_or_default(),
-            },
-            _ => Auth::None,
-        };
+        let token = cfg
+            .api_key
+            .as_ref()
+            .map(|t| Auth::ApiKey(t.expose().to_string()));
+        let auth = Auth::choose(token, &cfg.username, &cfg.password);
         let index = parse_index_pattern(&cfg.index).map_err(|e| format!("index: {e}"))?;
         Ok(ElasticsearchSink {
             name,

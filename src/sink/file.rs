@@ -3,8 +3,8 @@
 //! this process loses nothing that was acknowledged.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -83,7 +83,10 @@ pub const DIR_MODE: u32 = 0o750;
 
 /// Creates `dir` and its missing parents with `DIR_MODE` (existing ones are left as they are).
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
 }
 
 fn ends_with_newline(file: &mut File) -> io::Result<bool> {

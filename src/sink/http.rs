@@ -24,6 +24,26 @@ pub enum Auth {
 }
 
 impl Auth {
+    /// `token` (bearer token or API key) when configured, else basic authentication when a
+    /// username is, else none.
+    pub fn choose(
+        token: Option<Auth>,
+        username: &Option<String>,
+        password: &Option<crate::config::Secret>,
+    ) -> Auth {
+        match (token, username) {
+            (Some(t), _) => t,
+            (None, Some(u)) => Auth::Basic {
+                username: u.clone(),
+                password: password
+                    .as_ref()
+                    .map(|p| p.expose().to_string())
+                    .unwrap_or_default(),
+            },
+            (None, None) => Auth::None,
+        }
+    }
+
     fn header(&self) -> Option<String> {
         match self {
             Auth::None => None,

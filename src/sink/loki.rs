@@ -30,17 +30,11 @@ impl LokiSink {
         metrics: Arc<Metrics>,
     ) -> Result<LokiSink, String> {
         let url = format!("{}/loki/api/v1/push", cfg.url.trim_end_matches('/'));
-        let auth = match (&cfg.bearer_token, &cfg.username, &cfg.password) {
-            (Some(t), _, _) => Auth::Bearer(t.expose().to_string()),
-            (None, Some(u), p) => Auth::Basic {
-                username: u.clone(),
-                password: p
-                    .as_ref()
-                    .map(|p| p.expose().to_string())
-                    .unwrap_or_default(),
-            },
-            _ => Auth::None,
-        };
+        let token = cfg
+            .bearer_token
+            .as_ref()
+            .map(|t| Auth::Bearer(t.expose().to_string()));
+        let auth = Auth::choose(token, &cfg.username, &cfg.password);
         let headers = cfg
             .tenant_id
             .iter()
