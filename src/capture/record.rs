@@ -138,10 +138,8 @@ pub struct Record {
 impl Record {
     /// Appends the record as one JSON line (with the trailing `\n`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let mut time = String::with_capacity(32);
-        self.time.write_rfc3339(&mut time);
         out.extend_from_slice(b"{\"time\":\"");
-        out.extend_from_slice(time.as_bytes());
+        out.extend_from_slice(&self.time.rfc3339_bytes());
         out.extend_from_slice(b"\",\"stream\":\"");
         out.extend_from_slice(self.stream.as_str().as_bytes());
         out.extend_from_slice(b"\",\"message\":");

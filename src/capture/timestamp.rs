@@ -203,7 +203,7 @@ impl Timestamp {
     }
 
     /// The 30 ASCII bytes `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (the year is 1677..=2262).
-    fn encode(self) -> [u8; 30] {
+    pub fn rfc3339_bytes(self) -> [u8; 30] {
         let (secs, nanos) = self.split();
         let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400) as u64;
@@ -220,7 +220,7 @@ impl Timestamp {
 
     /// Appends the RFC 3339 form with exactly 9 fraction digits and `Z`.
     pub fn write_rfc3339(self, out: &mut String) {
-        out.extend(self.encode().iter().map(|&b| char::from(b)));
+        out.extend(self.rfc3339_bytes().iter().map(|&b| char::from(b)));
     }
 
     pub fn to_rfc3339(self) -> String {
@@ -243,7 +243,7 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(std::str::from_utf8(&self.encode()).map_err(|_| fmt::Error)?)
+        f.write_str(std::str::from_utf8(&self.rfc3339_bytes()).map_err(|_| fmt::Error)?)
     }
 }
 

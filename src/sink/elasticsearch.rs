@@ -15,6 +15,9 @@ use crate::capture::record::Record;
 use crate::config::{parse_index_pattern, ElasticsearchSinkConfig, IndexPart};
 use crate::metrics::Metrics;
 
+/// `(year, month, day, hour)` of a record's time, what an index name depends on.
+type CivilHour = (i64, u32, u32, u32);
+
 pub struct ElasticsearchSink {
     name: String,
     http: HttpClient,
@@ -59,19 +62,27 @@ impl ElasticsearchSink {
         })
     }
 
-    fn index_of(&self, r: &Record) -> String {
+    /// The index for a record's time. Records of one batch nearly always share an hour,
+    /// so the name is rendered once per distinct hour, not once per record.
+    fn index_of<'a>(&self, r: &Record, cache: &'a mut Option<(CivilHour, String)>) -> &'a str {
         let (y, m, d, h) = r.time.civil();
-        let mut out = String::with_capacity(32);
-        for part in &self.index {
-            match part {
-                IndexPart::Literal(s) => out.push_str(s),
-                IndexPart::Year => out.push_str(&format!("{y:04}")),
-                IndexPart::Month => out.push_str(&format!("{m:02}")),
-                IndexPart::Day => out.push_str(&format!("{d:02}")),
-                IndexPart::Hour => out.push_str(&format!("{h:02}")),
+        if cache.as_ref().map(|(k, _)| *k) != Some((y, m, d, h)) {
+            let mut name = String::with_capacity(32);
+            for part in &self.index {
+                match part {
+                    IndexPart::Literal(s) => name.push_str(s),
+                    IndexPart::Year => name.push_str(&format!("{y:04}")),
+                    IndexPart::Month => name.push_str(&format!("{m:02}")),
+                    IndexPart::Day => name.push_str(&format!("{d:02}")),
+                    IndexPart::Hour => name.push_str(&format!("{h:02}")),
+                }
             }
+            *cache = Some(((y, m, d, h), name));
         }
-        out
+        cache
+            .as_ref()
+            .map(|(_, name)| name.as_str())
+            .unwrap_or_default()
     }
 
     /// NDJSON: an action line and a document line per record; the document is the record
@@ -80,11 +91,12 @@ impl ElasticsearchSink {
         let mut out =
             Vec::with_capacity(batch.records.iter().map(|r| r.approx_bytes() + 120).sum());
         let mut doc = Vec::new();
+        let mut index = None;
         for r in &batch.records {
             out.extend_from_slice(b"{\"create\":{\"_index\":");
-            crate::capture::record::write_str(&mut out, &self.index_of(r));
+            crate::capture::record::write_str(&mut out, self.index_of(r, &mut index));
             out.extend_from_slice(b"}}\n{\"@timestamp\":\"");
-            out.extend_from_slice(r.time.to_rfc3339().as_bytes());
+            out.extend_from_slice(&r.time.rfc3339_bytes());
             out.extend_from_slice(b"\",");
             doc.clear();
             r.write_json(&mut doc);

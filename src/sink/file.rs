@@ -137,6 +137,15 @@ mod tests {
     use crate::capture::record::sample_records;
     use crate::config::ByteSize;
 
+    fn open(path: &Path, max_bytes: u64, max_files: usize) -> FileSink {
+        let cfg = FileSinkConfig {
+            path: path.to_path_buf(),
+            max_bytes: ByteSize(max_bytes),
+            max_files,
+        };
+        FileSink::open("file-0".into(), &cfg).unwrap()
+    }
+
     fn batch(n: usize, tag: &str) -> Batch {
         let mut records = sample_records(n, tag);
         for r in &mut records {
@@ -149,12 +158,7 @@ mod tests {
     fn rotates_by_size_and_keeps_max_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/out.jsonl");
-        let cfg = FileSinkConfig {
-            path: path.clone(),
-            max_bytes: ByteSize(4096),
-            max_files: 2,
-        };
-        let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
+        let mut sink = open(&path, 4096, 2);
         for round in 0..6 {
             sink.write_batch(&batch(10, &format!("r{round}")), None)
                 .unwrap();
@@ -183,12 +187,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         std::fs::write(&path, "{\"whole\":1}\n{\"torn\":").unwrap();
-        let cfg = FileSinkConfig {
-            path: path.clone(),
-            max_bytes: ByteSize(1 << 20),
-            max_files: 1,
-        };
-        let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
+        let mut sink = open(&path, 1 << 20, 1);
         sink.write_batch(&batch(1, "new"), None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -202,12 +201,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new/sub/out.jsonl");
-        let cfg = FileSinkConfig {
-            path: path.clone(),
-            max_bytes: ByteSize(1 << 20),
-            max_files: 1,
-        };
-        FileSink::open("file-0".into(), &cfg).unwrap();
+        open(&path, 1 << 20, 1);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o640);
         assert_eq!(mode(&dir.path().join("new/sub")), 0o750);
@@ -219,12 +213,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         std::fs::write(&path, "{\"old\":1}\n").unwrap();
-        let cfg = FileSinkConfig {
-            path: path.clone(),
-            max_bytes: ByteSize(1 << 20),
-            max_files: 1,
-        };
-        let mut sink = FileSink::open("file-0".into(), &cfg).unwrap();
+        let mut sink = open(&path, 1 << 20, 1);
         sink.write_batch(&batch(2, "new"), None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("{\"old\":1}\n"));

@@ -4,14 +4,13 @@
 //! header, basic or bearer authentication.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::io::Write;
 use std::time::Instant;
 
 use super::http::{classify, Auth, HttpClient};
 use super::{Batch, Sink, SinkError};
 use crate::capture::record::{write_str, Record};
 use crate::config::{parse_template, LineFormat, LokiSinkConfig, TemplateField, TemplatePart};
-use crate::metrics::Metrics;
 
 pub struct LokiSink {
     name: String,
@@ -20,15 +19,10 @@ pub struct LokiSink {
     labels: Vec<(String, Vec<TemplatePart>)>,
     line_format: LineFormat,
     gzip: bool,
-    _metrics: Arc<Metrics>,
 }
 
 impl LokiSink {
-    pub fn new(
-        name: String,
-        cfg: &LokiSinkConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<LokiSink, String> {
+    pub fn new(name: String, cfg: &LokiSinkConfig) -> Result<LokiSink, String> {
         let url = format!("{}/loki/api/v1/push", cfg.url.trim_end_matches('/'));
         let token = cfg
             .bearer_token
@@ -52,7 +46,6 @@ impl LokiSink {
             labels,
             line_format: cfg.line_format,
             gzip: cfg.gzip,
-            _metrics: metrics,
         })
     }
 
@@ -109,7 +102,8 @@ impl LokiSink {
                 if n > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(format!("[\"{}\",", r.time.as_nanos()).as_bytes());
+                // Writing into a Vec cannot fail.
+                let _ = write!(out, "[\"{}\",", r.time.as_nanos());
                 match self.line_format {
                     LineFormat::Message => write_str(&mut out, &r.message),
                     LineFormat::Json => {
@@ -180,7 +174,7 @@ mod tests {
             line_format,
             ..LokiSinkConfig::default()
         };
-        LokiSink::new("loki-0".into(), &cfg, Arc::new(Metrics::new().unwrap())).unwrap()
+        LokiSink::new("loki-0".into(), &cfg).unwrap()
     }
 
     #[test]
@@ -238,7 +232,7 @@ mod tests {
             ..LokiSinkConfig::default()
         };
         cfg.labels.insert("team".into(), "{labels.team}".into());
-        let s = LokiSink::new("loki-0".into(), &cfg, Arc::new(Metrics::new().unwrap())).unwrap();
+        let s = LokiSink::new("loki-0".into(), &cfg).unwrap();
         let body = s.encode(&Batch::new(sample_records(1, "x")));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(v["streams"][0]["stream"].get("team").is_none());

@@ -134,10 +134,9 @@ pub fn open_all(
                     .map_err(|e| format!("sinks[{i}]: cannot open {}: {e}", f.path.display()))?,
             ),
             SinkConfig::Stdout(_) => Box::new(stdout::StdoutSink::new(name)),
-            SinkConfig::Loki(l) => Box::new(
-                loki::LokiSink::new(name, l, metrics.clone())
-                    .map_err(|e| format!("sinks[{i}]: {e}"))?,
-            ),
+            SinkConfig::Loki(l) => {
+                Box::new(loki::LokiSink::new(name, l).map_err(|e| format!("sinks[{i}]: {e}"))?)
+            }
             SinkConfig::Elasticsearch(e) => Box::new(
                 elasticsearch::ElasticsearchSink::new(name, e, metrics.clone())
                     .map_err(|e| format!("sinks[{i}]: {e}"))?,
