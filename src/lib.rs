@@ -164,6 +164,18 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         streams: registry.clone(),
     };
     let events_health = health.clone();
+    let host_files = (!config.files.paths.is_empty()).then(|| capture::hostfiles::HostFiles {
+        patterns: config.files.paths.clone(),
+        host: host_name(),
+        max_line_bytes: usize::try_from(config.containers.max_line_bytes.get())
+            .unwrap_or(usize::MAX),
+        poll: std::time::Duration::from_millis(250),
+        first_run: positions.last_run_at().is_none(),
+        positions: positions.clone(),
+        tx: tx.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    });
     let supervisor = Supervisor::new(
         client.clone(),
         supervisor_settings(config, run_started, positions.first_run_at()),
@@ -198,11 +210,23 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
                 drop(ev_tx);
             })
             .map_err(spawn_err)?;
+        let files_thread = match host_files {
+            Some(h) => Some(
+                std::thread::Builder::new()
+                    .name("files".into())
+                    .spawn_scoped(s, move || h.run())
+                    .map_err(spawn_err)?,
+            ),
+            None => None,
+        };
         log::info!("log-capturer {} started", env!("CARGO_PKG_VERSION"));
 
         // Returns after shutdown, with every follower joined and the queue sender dropped.
         supervisor.run();
         let _ = events_thread.join();
+        if let Some(t) = files_thread {
+            let _ = t.join();
+        }
         // The dispatcher drains within the shutdown budget; a sink request hung past it
         // is aborted so the stop stays bounded.
         let budget_end = std::time::Instant::now() + config.pipeline.shutdown_timeout.get();

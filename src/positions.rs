@@ -6,7 +6,10 @@
 //! persisted (`updated_at`), which decides where containers without a position start.
 //!
 //! File format (JSON): `{"version":1,"first_run_at":"<rfc3339>","updated_at":"<rfc3339>",
-//! "containers":{"<id>":{"time":"<rfc3339>","frames":N}}}`.
+//! "containers":{"<id>":{"time":"<rfc3339>","frames":N,"file":{"dev":D,"ino":I,"offset":O}}},
+//! "files":{"<path>":{"dev":D,"ino":I,"offset":O}}}`. A container's `file` is present when
+//! it was read from its json-file log (`read_from = "files"`); `files` holds the host files
+//! of `files.paths`. Both are optional, so files written before them still load.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -18,7 +21,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::capture::record::{ContainerId, Position, Record};
+use crate::capture::record::{ContainerId, FilePos, Position, Record};
 use crate::capture::timestamp::Timestamp;
 
 const VERSION: u32 = 1;
@@ -47,6 +50,35 @@ impl std::error::Error for PositionsError {}
 struct FileEntry {
     time: String,
     frames: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<FileRef>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct FileRef {
+    dev: u64,
+    ino: u64,
+    offset: u64,
+}
+
+impl From<FileRef> for FilePos {
+    fn from(f: FileRef) -> FilePos {
+        FilePos {
+            dev: f.dev,
+            ino: f.ino,
+            offset: f.offset,
+        }
+    }
+}
+
+impl From<FilePos> for FileRef {
+    fn from(f: FilePos) -> FileRef {
+        FileRef {
+            dev: f.dev,
+            ino: f.ino,
+            offset: f.offset,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,11 +87,15 @@ struct FileFormat {
     first_run_at: String,
     updated_at: String,
     containers: BTreeMap<String, FileEntry>,
+    #[serde(default)]
+    files: BTreeMap<String, FileRef>,
 }
 
 #[derive(Debug)]
 struct State {
     map: HashMap<ContainerId, Position>,
+    /// Host files by path.
+    files: HashMap<String, FilePos>,
     dirty: bool,
 }
 
@@ -78,6 +114,7 @@ impl Positions {
             path: PathBuf::new(),
             state: Mutex::new(State {
                 map: HashMap::new(),
+                files: HashMap::new(),
                 dirty: false,
             }),
             first_run_at: now,
@@ -118,8 +155,12 @@ impl Positions {
                         Position {
                             time,
                             frames_at_time: entry.frames,
+                            file: entry.file.map(FilePos::from),
                         },
                     );
+                }
+                for (path, f) in file.files {
+                    state.files.insert(path, f.into());
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -145,13 +186,32 @@ impl Positions {
     pub fn ack(&self, records: &[Record]) {
         let mut state = self.state.lock();
         for r in records {
-            state.map.insert(r.meta.id.clone(), r.position);
+            if r.meta.host_file {
+                if let Some(f) = r.position.file {
+                    state.files.insert(r.meta.id.to_string(), f);
+                }
+            } else {
+                state.map.insert(r.meta.id.clone(), r.position);
+            }
         }
         state.dirty |= !records.is_empty();
     }
 
     pub fn get(&self, id: &ContainerId) -> Option<Position> {
         self.state.lock().map.get(id).copied()
+    }
+
+    /// A host file's acknowledged position.
+    pub fn get_file(&self, path: &str) -> Option<FilePos> {
+        self.state.lock().files.get(path).copied()
+    }
+
+    /// Forgets a host file that is gone.
+    pub fn forget_file(&self, path: &str) {
+        let mut state = self.state.lock();
+        if state.files.remove(path).is_some() {
+            state.dirty = true;
+        }
     }
 
     /// Forgets a destroyed container.
@@ -202,15 +262,22 @@ impl Positions {
                         FileEntry {
                             time: p.time.to_rfc3339(),
                             frames: p.frames_at_time,
+                            file: p.file.map(FileRef::from),
                         },
                     )
                 })
+                .collect();
+            let files = state
+                .files
+                .iter()
+                .map(|(path, f)| (path.clone(), FileRef::from(*f)))
                 .collect();
             let file = FileFormat {
                 version: VERSION,
                 first_run_at: self.first_run_at.to_rfc3339(),
                 updated_at: Timestamp::now().to_rfc3339(),
                 containers,
+                files,
             };
             serde_json::to_vec(&file).map_err(io::Error::other)?
         };
@@ -267,7 +334,23 @@ mod tests {
         records[2].position = Position {
             time: Timestamp::from_nanos(77),
             frames_at_time: 2,
+            file: Some(FilePos {
+                dev: 1,
+                ino: 2,
+                offset: 3,
+            }),
         };
+        let mut host = sample_records(1, "h");
+        host[0].meta = std::sync::Arc::new(crate::capture::record::ContainerMeta::host_file(
+            "/var/log/x.log",
+            std::sync::Arc::from("h"),
+        ));
+        host[0].position.file = Some(FilePos {
+            dev: 4,
+            ino: 5,
+            offset: 6,
+        });
+        p.ack(&host);
         p.ack(&records);
         assert!(p.is_dirty());
         p.persist(false).unwrap();
@@ -281,13 +364,45 @@ mod tests {
             again.get(&id),
             Some(Position {
                 time: Timestamp::from_nanos(77),
-                frames_at_time: 2
+                frames_at_time: 2,
+                file: Some(FilePos {
+                    dev: 1,
+                    ino: 2,
+                    offset: 3
+                }),
             })
         );
+        assert_eq!(
+            again.get_file("/var/log/x.log"),
+            Some(FilePos {
+                dev: 4,
+                ino: 5,
+                offset: 6
+            })
+        );
+        assert_eq!(again.len(), 1, "host files are not containers");
+        again.forget_file("/var/log/x.log");
         again.forget(&id);
         again.persist(true).unwrap();
         assert!(Positions::open(&path, t0).unwrap().is_empty());
         assert!(!dir.path().join("data/positions.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_file_without_file_positions_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        let id = "a".repeat(64);
+        fs::write(
+            &path,
+            format!(
+                r#"{{"version":1,"first_run_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:01Z","containers":{{"{id}":{{"time":"2026-01-01T00:00:00.5Z","frames":3}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let p = Positions::open(&path, Timestamp::from_nanos(0)).unwrap();
+        let got = p.get(&ContainerId::new(&id)).unwrap();
+        assert_eq!((got.frames_at_time, got.file), (3, None));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! emitted position loses nothing.
 
 use super::merge::{Line, LineMerger};
-use super::record::{Position, Stream};
+use super::record::{FilePos, Position, Stream};
 use super::timestamp::Timestamp;
 use crate::docker::frame::{FrameBuffer, FrameError, StreamKind};
 
@@ -158,6 +158,27 @@ impl LogDecoder {
         }
     }
 
+    /// Decodes one json-file entry: `log` of `stream` stamped `time`, which sits between
+    /// `start` and `end` in its file.
+    pub fn file_entry(
+        &mut self,
+        stream: Stream,
+        time: Timestamp,
+        log: &[u8],
+        start: FilePos,
+        end: FilePos,
+        out: &mut impl FnMut(Output),
+    ) {
+        self.state.piece(stream, time, log, Some((start, end)), out);
+    }
+
+    /// Reading continues exactly after the resume position (a file offset), so nothing is
+    /// skipped and frames at the resume time are counted on from it.
+    pub fn continue_from_resume(&mut self) {
+        self.state.skip = None;
+        self.state.counting = self.state.pos;
+    }
+
     /// At the end of the log: hands out text left without a newline.
     pub fn flush(&mut self, out: &mut impl FnMut(Output)) {
         self.state.flush(out)
@@ -182,18 +203,29 @@ impl State {
             out(Output::Notice(Notice::BadTimestamp));
             return;
         };
+        self.piece(stream, time, text, None, out);
+    }
+
+    /// One message of `stream` stamped `time`; `file`: where it starts and ends in a file.
+    fn piece(
+        &mut self,
+        stream: Stream,
+        time: Timestamp,
+        text: &[u8],
+        file: Option<(FilePos, FilePos)>,
+        out: &mut impl FnMut(Output),
+    ) {
         // Count like a body requested with since=<anchor> would be counted: the anchor is
         // the newest time seen, n the frames at it; older frames keep the position.
-        let pos = match self.counting {
-            Some(c) if time == c.time => Position {
-                time,
-                frames_at_time: c.frames_at_time + 1,
-            },
-            Some(c) if time < c.time => c,
-            _ => Position {
-                time,
-                frames_at_time: 1,
-            },
+        let (anchor, n) = match self.counting {
+            Some(c) if time == c.time => (time, c.frames_at_time + 1),
+            Some(c) if time < c.time => (c.time, c.frames_at_time),
+            _ => (time, 1),
+        };
+        let pos = Position {
+            time: anchor,
+            frames_at_time: n,
+            file: file.map(|f| f.1),
         };
         self.counting = Some(pos);
         if let Some(skip) = self.skip {
@@ -211,6 +243,7 @@ impl State {
             self.hold_from = Some(before.unwrap_or(Position {
                 time,
                 frames_at_time: 0,
+                file: file.map(|f| f.0),
             }));
         }
         let scratch = &mut self.scratch;
@@ -327,7 +360,8 @@ mod tests {
             lines[1].2,
             Position {
                 time: ts("2026-01-01T00:00:01Z"),
-                frames_at_time: 2
+                frames_at_time: 2,
+                file: None
             }
         );
         assert_eq!(lines[2].1, "c");
@@ -346,6 +380,7 @@ mod tests {
         let resume = Position {
             time: ts(t),
             frames_at_time: 2,
+            file: None,
         };
         let mut d = LogDecoder::new(Some(false), 1024, Some(resume));
         let (lines, notices) = run(&mut d, &bytes, false);
@@ -375,7 +410,8 @@ mod tests {
             lines[0].2,
             Position {
                 time: ts(t1),
-                frames_at_time: 0
+                frames_at_time: 0,
+                file: None
             }
         );
         assert_eq!(lines[1].1.len(), 16 * 1024 + 3);
@@ -384,7 +420,8 @@ mod tests {
             lines[1].2,
             Position {
                 time: ts("2026-01-01T00:00:02Z"),
-                frames_at_time: 1
+                frames_at_time: 1,
+                file: None
             }
         );
         assert_eq!(notices, vec![Notice::Merged]);

@@ -339,7 +339,7 @@ impl Follower {
                     .store(line.time.as_nanos(), Ordering::Relaxed);
                 let record = Record {
                     time: line.time,
-                    stream,
+                    stream: Some(stream),
                     message,
                     truncated: line.truncated,
                     meta: meta.clone(),

@@ -7,6 +7,7 @@ pub mod events;
 pub mod filter;
 pub mod follower;
 pub mod gate;
+pub mod hostfiles;
 pub mod merge;
 pub mod record;
 pub mod streams;

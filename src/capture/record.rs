@@ -48,10 +48,14 @@ impl Stream {
     }
 }
 
-/// What every record of one container carries. Replaced (not mutated) on rename.
+/// What every record of one source carries: a container, or a host file (`files.paths`).
+/// Replaced (not mutated) on rename.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerMeta {
+    /// The container ID; for a host file, its path.
     pub id: ContainerId,
+    /// A host file: records carry `path` instead of the container fields, and no stream.
+    pub host_file: bool,
     pub name: String,
     pub image: String,
     /// Already filtered by `containers.record_labels`.
@@ -91,11 +95,31 @@ impl ContainerMeta {
         let json_tail = String::from_utf8_lossy(&out).into();
         ContainerMeta {
             id,
+            host_file: false,
             name,
             image,
             labels,
             host,
             json_tail,
+        }
+    }
+
+    /// A host file's metadata: records carry `"path"` and `"host"` only.
+    pub fn host_file(path: &str, host: Arc<str>) -> ContainerMeta {
+        let mut out = Vec::with_capacity(64 + path.len());
+        out.extend_from_slice(b",\"path\":");
+        write_str(&mut out, path);
+        out.extend_from_slice(b",\"host\":");
+        write_str(&mut out, &host);
+        out.extend_from_slice(b"}\n");
+        ContainerMeta {
+            id: ContainerId::new(path),
+            host_file: true,
+            name: path.to_owned(),
+            image: String::new(),
+            labels: BTreeMap::new(),
+            host,
+            json_tail: String::from_utf8_lossy(&out).into(),
         }
     }
 
@@ -113,18 +137,36 @@ impl ContainerMeta {
 
 /// Where a record sits in its container's log: the Docker time of its last frame and how
 /// many frames with exactly that time had been read up to and including it. Resuming
-/// with `since=time` (inclusive) skips `frames_at_time` frames.
+/// with `since=time` (inclusive) skips `frames_at_time` frames. When read from a file
+/// (json-file logs, host files), also the file and the byte offset just past it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
     pub time: Timestamp,
     pub frames_at_time: u32,
+    pub file: Option<FilePos>,
+}
+
+/// A byte offset in one file, identified by device and inode (names change on rotation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FilePos {
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+}
+
+impl FilePos {
+    /// Whether `self` is in the same file as `other`.
+    pub fn same_file(&self, other: &FilePos) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
 }
 
 /// One line on its way to the sinks.
 #[derive(Clone, Debug)]
 pub struct Record {
     pub time: Timestamp,
-    pub stream: Stream,
+    /// `None` for host files.
+    pub stream: Option<Stream>,
     pub message: String,
     pub truncated: bool,
     pub meta: Arc<ContainerMeta>,
@@ -140,8 +182,10 @@ impl Record {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"time\":\"");
         out.extend_from_slice(&self.time.rfc3339_bytes());
-        out.extend_from_slice(b"\",\"stream\":\"");
-        out.extend_from_slice(self.stream.as_str().as_bytes());
+        if let Some(stream) = self.stream {
+            out.extend_from_slice(b"\",\"stream\":\"");
+            out.extend_from_slice(stream.as_str().as_bytes());
+        }
         out.extend_from_slice(b"\",\"message\":");
         write_str(out, &self.message);
         if self.truncated {
@@ -215,7 +259,7 @@ pub(crate) fn sample_records(n: usize, tag: &str) -> Vec<Record> {
     (0..n)
         .map(|i| Record {
             time: Timestamp::from_nanos(i as i64),
-            stream: Stream::Stdout,
+            stream: Some(Stream::Stdout),
             message: format!("{tag} {i}"),
             truncated: false,
             meta: meta.clone(),
@@ -234,7 +278,7 @@ mod tests {
         labels.insert("com.docker.compose.service".to_string(), "web".to_string());
         Record {
             time: Timestamp::parse(b"2026-11-26T17:55:29.376306023Z").unwrap(),
-            stream: Stream::Stdout,
+            stream: Some(Stream::Stdout),
             message: message.to_string(),
             truncated,
             meta: Arc::new(ContainerMeta::new(
@@ -258,6 +302,20 @@ mod tests {
             "{\"time\":\"2026-11-26T17:55:29.376306023Z\",\"stream\":\"stdout\",\"message\":\"GET / 200\",\
              \"container_id\":\"3d45\",\"container_name\":\"web-1\",\"image\":\"nginx:1.27\",\
              \"labels\":{\"com.docker.compose.service\":\"web\"},\"host\":\"node-7\"}\n"
+        );
+    }
+
+    #[test]
+    fn host_file_records_carry_the_path_and_no_stream() {
+        let mut r = record("boot ok", false);
+        r.stream = None;
+        r.meta = Arc::new(ContainerMeta::host_file("/var/log/a \"b\".log", Arc::from("node-7")));
+        let mut out = Vec::new();
+        r.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"time\":\"2026-11-26T17:55:29.376306023Z\",\"message\":\"boot ok\",\
+             \"path\":\"/var/log/a \\\"b\\\".log\",\"host\":\"node-7\"}\n"
         );
     }
 

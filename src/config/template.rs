@@ -20,11 +20,13 @@ pub enum TemplateField {
     Image,
     Stream,
     Host,
+    /// A host file's path (empty for containers).
+    Path,
     /// `labels.<key>`: a container label, by its key.
     Label(String),
 }
 
-const FIELDS: &str = "container_id, container_name, image, stream, host or labels.<key>";
+const FIELDS: &str = "container_id, container_name, image, stream, host, path or labels.<key>";
 
 /// Parses a label template: literal text with `{field}` placeholders, where `{{` and
 /// `}}` stand for literal braces. Adjacent literal text comes back as one part.
@@ -76,6 +78,7 @@ fn field(name: &str) -> Result<TemplateField, String> {
         "image" => TemplateField::Image,
         "stream" => TemplateField::Stream,
         "host" => TemplateField::Host,
+        "path" => TemplateField::Path,
         _ => match name.strip_prefix("labels.") {
             Some(key) if !key.is_empty() => TemplateField::Label(key.to_owned()),
             Some(_) => return Err("empty label key in {labels.}".to_owned()),

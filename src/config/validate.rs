@@ -25,9 +25,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         || "must not be empty".to_owned(),
     )?;
     positive(config.positions.flush_interval, "positions.flush_interval")?;
-    check(config.files.paths.is_empty(), "files.paths", || {
-        "tailing host files is not supported yet".to_owned()
-    })?;
+    files(&config.files.paths)?;
     pipeline(&config.pipeline)?;
     let listen = &config.server.listen;
     check(
@@ -94,17 +92,33 @@ fn containers(containers: &ContainersConfig) -> Result<(), ConfigError> {
         "containers.max_streams",
         || "must be at least 1".to_owned(),
     )?;
-    // Reading json-file logs from disk is planned; refuse it rather than silently use the API.
     check(
-        containers.read_from == super::ReadFrom::Api,
-        "containers.read_from",
+        containers.read_from == super::ReadFrom::Api || containers.docker_root.is_absolute(),
+        "containers.docker_root",
         || {
             format!(
-                "{:?} is not supported yet (only \"api\")",
+                "{:?} must be an absolute path when read_from is {:?}",
+                containers.docker_root.display().to_string(),
                 containers.read_from.to_string()
             )
         },
     )
+}
+
+/// Host-file globs: absolute, and valid glob syntax.
+fn files(paths: &[String]) -> Result<(), ConfigError> {
+    for p in paths {
+        check(Path::new(p).is_absolute(), "files.paths", || {
+            format!("{p:?} must be an absolute path (a glob like \"/var/log/*.log\")")
+        })?;
+        if let Err(e) = glob::Pattern::new(p) {
+            return Err(ConfigError::at(
+                "files.paths",
+                format!("{p:?} is not a valid glob: {e}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn pipeline(pipeline: &PipelineConfig) -> Result<(), ConfigError> {
@@ -275,12 +289,16 @@ mod tests {
     }
 
     #[test]
-    fn planned_features_are_refused_not_ignored() {
-        assert_invalid("containers.read_from", "not supported yet", |c| {
+    fn file_reading_needs_absolute_paths_and_valid_globs() {
+        assert_invalid("containers.docker_root", "absolute", |c| {
             c.containers.read_from = super::super::ReadFrom::Files;
+            c.containers.docker_root = "var/lib/docker".into();
         });
-        assert_invalid("files.paths", "not supported yet", |c| {
-            c.files.paths = vec!["/var/log/*.log".into()];
+        assert_invalid("files.paths", "absolute", |c| {
+            c.files.paths = vec!["var/log/*.log".into()];
+        });
+        assert_invalid("files.paths", "not a valid glob", |c| {
+            c.files.paths = vec!["/var/log/[a.log".into()];
         });
     }
 

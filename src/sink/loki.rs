@@ -122,20 +122,24 @@ impl LokiSink {
     }
 }
 
-/// Renders a template over a record's fields.
+/// Renders a template over a record's fields. Host-file records have no container fields
+/// and no stream: those render empty (Loki drops empty labels).
 fn render(parts: &[TemplatePart], r: &Record, out: &mut String) {
+    let container = !r.meta.host_file;
     for p in parts {
         match p {
             TemplatePart::Literal(s) => out.push_str(s),
             TemplatePart::Field(f) => out.push_str(match f {
-                TemplateField::ContainerId => r.meta.id.as_str(),
-                TemplateField::ContainerName => &r.meta.name,
+                TemplateField::ContainerId if container => r.meta.id.as_str(),
+                TemplateField::ContainerName if container => &r.meta.name,
                 TemplateField::Image => &r.meta.image,
-                TemplateField::Stream => r.stream.as_str(),
+                TemplateField::Stream => r.stream.map_or("", crate::capture::record::Stream::as_str),
                 TemplateField::Host => &r.meta.host,
+                TemplateField::Path if !container => r.meta.id.as_str(),
                 TemplateField::Label(key) => {
                     r.meta.labels.get(key).map(String::as_str).unwrap_or("")
                 }
+                TemplateField::ContainerId | TemplateField::ContainerName | TemplateField::Path => "",
             }),
         }
     }
@@ -183,7 +187,7 @@ mod tests {
         // Out of order in the batch, and two streams (stdout/stderr).
         records[0].time = Timestamp::from_nanos(30);
         records[1].time = Timestamp::from_nanos(10);
-        records[2].stream = Stream::Stderr;
+        records[2].stream = Some(Stream::Stderr);
         records[3].time = Timestamp::from_nanos(20);
         let body = sink(LineFormat::Message).encode(&Batch::new(records));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
