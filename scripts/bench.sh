@@ -7,8 +7,9 @@
 # Scenarios:
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
 #      the logs endpoint and `cat` of its json file vs the capturer (release build, file
-#      sink) reading the same container from its beginning: seconds, lines/s, ratio,
-#      capturer CPU s and peak RSS.
+#      sink) reading the same container from its beginning, through the API
+#      (read_from = "api") and from disk (read_from = "files"): seconds, lines/s, ratio,
+#      CPU seconds of the capturer and of dockerd, capturer peak RSS.
 #   2. N containers (default 50) x 20,000 lines at once: the capturer following them live
 #      vs N concurrent raw reads of the same logs afterwards.
 #   3. start-to-first-record latency over N container starts (default 100), p50 and p99:
@@ -65,11 +66,13 @@ cpu_seconds() { # utime+stime of a pid, in seconds
 rss_kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 count() { ls "/proc/$1/$2" | wc -l; }
 
-start_capturer() { # $1 = name glob, $2 = initial
+start_capturer() { # $1 = name glob, $2 = initial, $3 = read_from (default api)
+    rm -f "$WORK/positions.json"
     cat > "$WORK/config.toml" <<TOML
 [containers]
 include_names = ["$1"]
 initial = "$2"
+read_from = "${3:-api}"
 [positions]
 path = "$WORK/positions.json"
 [server]
@@ -116,30 +119,42 @@ done
 LOG_BYTES=$(stat -c %s "$LOGFILE")
 
 URL="http://localhost/v$API/containers/$ID/logs?stdout=1&stderr=1&timestamps=1"
+DOCKERD=$(pgrep -xo dockerd)
+d0=$(cpu_seconds "$DOCKERD")
 t0=$(now); curl -sf --unix-socket "$SOCK" "$URL" > "$WORK/raw.bin"; t1=$(now)
 RAW_S=$(echo "$t1 - $t0" | bc -l)
+RAW_DCPU=$(echo "$(cpu_seconds "$DOCKERD") - $d0" | bc -l)
 RAW_BYTES=$(stat -c %s "$WORK/raw.bin"); rm -f "$WORK/raw.bin"
 t0=$(now); cat "$LOGFILE" > /dev/null; t1=$(now)
 CAT_S=$(echo "$t1 - $t0" | bc -l)
 
-t0=$(now)
-start_capturer "$NAME" beginning
-while [ "$(metric log_capturer_sink_records_total)" -lt "$LINES" ]; do sleep 0.02; done
-t1=$(now)
-CAP_S=$(echo "$t1 - $t0" | bc -l)
-CAP_CPU=$(cpu_seconds "$CAP_PID")
-CAP_HWM=$(rss_kib "$CAP_PID" VmHWM)
-OUT_LINES=$(wc -l < "$WORK/out.jsonl")
-stop_capturer
+capture_all() { # $1 = read_from; sets CAP_S CAP_CPU CAP_HWM OUT_LINES CAP_DCPU
+    d0=$(cpu_seconds "$DOCKERD")
+    t0=$(now)
+    start_capturer "$NAME" beginning "$1"
+    while [ "$(metric log_capturer_sink_records_total)" -lt "$LINES" ]; do sleep 0.02; done
+    t1=$(now)
+    CAP_S=$(echo "$t1 - $t0" | bc -l)
+    CAP_CPU=$(cpu_seconds "$CAP_PID")
+    CAP_DCPU=$(echo "$(cpu_seconds "$DOCKERD") - $d0" | bc -l)
+    CAP_HWM=$(rss_kib "$CAP_PID" VmHWM)
+    OUT_LINES=$(wc -l < "$WORK/out.jsonl")
+    stop_capturer
+}
+capture_all api
+API_S=$CAP_S; API_CPU=$CAP_CPU; API_DCPU=$CAP_DCPU; API_HWM=$CAP_HWM; API_LINES=$OUT_LINES
+capture_all files
+FILES_S=$CAP_S; FILES_CPU=$CAP_CPU; FILES_DCPU=$CAP_DCPU; FILES_HWM=$CAP_HWM; FILES_LINES=$OUT_LINES
 docker rm -f "$NAME" >/dev/null
 
-printf '%-44s %10s %12s\n' "" "seconds" "lines/s"
-printf '%-44s %10.2f %12.0f\n' "raw API read (curl, $((RAW_BYTES / 1048576)) MiB)" "$RAW_S" "$(echo "$LINES / $RAW_S" | bc -l)"
-printf '%-44s %10.2f %12.0f\n' "cat of the json-file log ($((LOG_BYTES / 1048576)) MiB)" "$CAT_S" "$(echo "$LINES / $CAT_S" | bc -l)"
-printf '%-44s %10.2f %12.0f\n' "log-capturer, start to all acknowledged" "$CAP_S" "$(echo "$LINES / $CAP_S" | bc -l)"
-printf 'ratio capturer/raw time: %.2fx   capturer CPU: %s s   peak RSS: %.1f MiB   records written: %s\n' \
-    "$(echo "$CAP_S / $RAW_S" | bc -l)" "$CAP_CPU" "$(echo "$CAP_HWM / 1024" | bc -l)" "$OUT_LINES"
-result one_container "{\"lines\": $LINES, \"raw_s\": $RAW_S, \"cat_s\": $CAT_S, \"capturer_s\": $CAP_S, \"ratio\": $(echo "$CAP_S / $RAW_S" | bc -l), \"cpu_s\": $CAP_CPU, \"peak_rss_kib\": $CAP_HWM, \"records\": $OUT_LINES}"
+printf '%-46s %8s %11s %9s %11s %9s\n' "" "seconds" "lines/s" "CPU s" "dockerd s" "peak RSS"
+printf '%-46s %8.2f %11.0f %9s %11.2f %9s\n' "raw API read (curl, $((RAW_BYTES / 1048576)) MiB)" "$RAW_S" "$(echo "$LINES / $RAW_S" | bc -l)" "-" "$RAW_DCPU" "-"
+printf '%-46s %8.2f %11.0f %9s %11s %9s\n' "cat of the json-file log ($((LOG_BYTES / 1048576)) MiB)" "$CAT_S" "$(echo "$LINES / $CAT_S" | bc -l)" "-" "0" "-"
+printf '%-46s %8.2f %11.0f %9s %11.2f %7.1fMiB\n' "log-capturer, read_from=api (all acked)" "$API_S" "$(echo "$LINES / $API_S" | bc -l)" "$API_CPU" "$API_DCPU" "$(echo "$API_HWM / 1024" | bc -l)"
+printf '%-46s %8.2f %11.0f %9s %11.2f %7.1fMiB\n' "log-capturer, read_from=files (all acked)" "$FILES_S" "$(echo "$LINES / $FILES_S" | bc -l)" "$FILES_CPU" "$FILES_DCPU" "$(echo "$FILES_HWM / 1024" | bc -l)"
+printf 'ratio api-mode/raw time: %.2fx   files-mode speed-up over api mode: %.2fx   records written: api %s, files %s\n' \
+    "$(echo "$API_S / $RAW_S" | bc -l)" "$(echo "$API_S / $FILES_S" | bc -l)" "$API_LINES" "$FILES_LINES"
+result one_container "{\"lines\": $LINES, \"raw_s\": $RAW_S, \"raw_dockerd_cpu_s\": $RAW_DCPU, \"cat_s\": $CAT_S, \"capturer_s\": $API_S, \"ratio\": $(echo "$API_S / $RAW_S" | bc -l), \"cpu_s\": $API_CPU, \"dockerd_cpu_s\": $API_DCPU, \"peak_rss_kib\": $API_HWM, \"records\": $API_LINES, \"files_s\": $FILES_S, \"files_cpu_s\": $FILES_CPU, \"files_dockerd_cpu_s\": $FILES_DCPU, \"files_peak_rss_kib\": $FILES_HWM, \"files_records\": $FILES_LINES, \"files_speedup\": $(echo "$API_S / $FILES_S" | bc -l)}"
 
 echo "== scenario 2: $MANY containers x 20000 lines at once"
 start_capturer "$PREFIX-many-*" now

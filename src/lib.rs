@@ -99,11 +99,45 @@ fn supervisor_settings(
         host: host_name(),
         run_started,
         first_run_at,
+        files: match c.read_from {
+            config::ReadFrom::Api => None,
+            mode => Some(capture::follower::FilesMode {
+                root: Arc::from(c.docker_root.as_path()),
+                required: mode == config::ReadFrom::Files,
+            }),
+        },
     }
+}
+
+/// `read_from = "files"` needs `<docker_root>/containers` (only traversed: Docker makes
+/// it 0710, so the root group can reach the logs without listing it); `auto` only says.
+fn check_docker_root(config: &Config) -> Result<(), FatalError> {
+    let c = &config.containers;
+    if c.read_from == config::ReadFrom::Api {
+        return Ok(());
+    }
+    let dir = c.docker_root.join("containers");
+    let problem = match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "not a directory".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    if c.read_from == config::ReadFrom::Files {
+        return Err(FatalError(format!(
+            "containers.read_from = \"files\" but {}: {problem} (set containers.docker_root, or use \"auto\")",
+            dir.display()
+        )));
+    }
+    log::info!(
+        "containers.read_from = \"auto\": {}: {problem}; following through the API",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Runs the capturer until `shutdown` is triggered, then stops deterministically.
 pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
+    check_docker_root(config)?;
     let metrics = Arc::new(Metrics::new().map_err(|e| FatalError(format!("metrics: {e}")))?);
     let client = Arc::new(DockerClient::new(client_settings(config)?, metrics.clone()));
     let http = match config.server.listen.as_str() {

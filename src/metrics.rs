@@ -51,6 +51,7 @@ pub struct Metrics {
     pub docker_idle_connections: IntGauge,
     pub docker_active_connections: IntGauge,
     pub active_streams: IntGauge,
+    pub files_followed: IntGauge,
     pub stream_starts: IntCounter,
     pub stream_ends: IntCounterVec,
     pub records: IntCounterVec,
@@ -59,6 +60,8 @@ pub struct Metrics {
     pub lines_truncated: IntCounter,
     pub duplicates_skipped: IntCounter,
     pub daemon_error_frames: IntCounter,
+    pub file_rotations: IntCounter,
+    pub file_bad_lines: IntCounter,
     pub queue_records: IntGauge,
     pub sink_records: IntCounterVec,
     pub sink_errors: IntCounterVec,
@@ -150,6 +153,10 @@ impl Metrics {
                 "Docker connections carrying a request or a follow stream.",
             )?,
             active_streams: gauge("active_streams", "Follow streams currently running.")?,
+            files_followed: gauge(
+                "files_followed",
+                "Host files (files.paths) currently followed.",
+            )?,
             stream_starts: counter("stream_starts_total", "Follow streams started.")?,
             stream_ends: counter_vec(
                 "stream_ends_total",
@@ -177,6 +184,14 @@ impl Metrics {
             daemon_error_frames: counter(
                 "daemon_error_frames_total",
                 "In-band error frames (stdcopy type 3) sent by the daemon.",
+            )?,
+            file_rotations: counter(
+                "file_rotations_total",
+                "Log files followed across a rotation (json-file logs and host files).",
+            )?,
+            file_bad_lines: counter(
+                "file_bad_lines_total",
+                "Lines of json-file logs that could not be read (not an entry, or over 1 MiB), skipped.",
             )?,
             queue_records: gauge("queue_records", "Records waiting in the pipeline queue.")?,
             sink_records: counter_vec(

@@ -206,6 +206,17 @@ impl Positions {
         self.state.lock().files.get(path).copied()
     }
 
+    /// Records where a host file's reading starts when no line of it was delivered yet
+    /// (a file found at the first start is read from its end): the next run starts there
+    /// too, instead of shipping the old content. Never moves an existing position.
+    pub fn start_file_at(&self, path: &str, at: FilePos) {
+        let mut state = self.state.lock();
+        if !state.files.contains_key(path) {
+            state.files.insert(path.to_owned(), at);
+            state.dirty = true;
+        }
+    }
+
     /// Forgets a host file that is gone.
     pub fn forget_file(&self, path: &str) {
         let mut state = self.state.lock();

@@ -5,8 +5,9 @@
 //! carries the minimal input.
 
 use log_capturer::capture::decode::{LogDecoder, Output};
+use log_capturer::capture::jsonfile::{parse_entry, quick_time};
 use log_capturer::capture::merge::{Line, LineMerger};
-use log_capturer::capture::record::{Position, Stream};
+use log_capturer::capture::record::{FilePos, Position, Stream};
 use log_capturer::capture::timestamp::{Timestamp, TimestampError};
 use log_capturer::config::Config;
 use log_capturer::docker::frame::{FrameBuffer, StreamKind, DOCKER_MESSAGE_BYTES, HEADER_LEN};
@@ -719,6 +720,132 @@ proptest! {
         }
         let _ = dec.drain(true, &mut sink);
         dec.flush(&mut sink);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// json-file logs (read_from = "files")
+
+/// The json-file log dockerd writes for `frames`: one entry a line, and where each starts.
+fn json_file(frames: &[Piece]) -> (Vec<u8>, Vec<u64>) {
+    let (mut bytes, mut starts) = (Vec::new(), Vec::new());
+    for p in frames {
+        starts.push(bytes.len() as u64);
+        let entry = serde_json::json!({
+            "log": String::from_utf8_lossy(&p.text),
+            "stream": if p.kind == 2 { "stderr" } else { "stdout" },
+            "time": Timestamp::from_nanos(p.time).to_rfc3339(),
+        });
+        bytes.extend_from_slice(entry.to_string().as_bytes());
+        bytes.push(b'\n');
+    }
+    (bytes, starts)
+}
+
+fn at(offset: u64) -> FilePos {
+    FilePos {
+        dev: 1,
+        ino: 7,
+        offset,
+    }
+}
+
+/// Decodes a json-file log from byte `from`, the way the files-mode follower does.
+fn decode_file(bytes: &[u8], from: u64, resume: Option<Position>) -> Vec<Decoded> {
+    let mut dec = LogDecoder::new(Some(false), 1 << 20, resume);
+    if from > 0 {
+        dec.continue_from_resume();
+    }
+    let mut out = Vec::new();
+    let mut sink = |o: Output| {
+        if let Output::Line {
+            stream,
+            line,
+            position,
+            continues,
+        } = o
+        {
+            out.push(Decoded {
+                stream,
+                text: String::from_utf8(line.text).unwrap(),
+                position,
+                continues,
+            });
+        }
+    };
+    let mut offset = from as usize;
+    for line in bytes[offset..].split_inclusive(|&b| b == b'\n') {
+        let start = offset as u64;
+        offset += line.len();
+        let e = parse_entry(&line[..line.len() - 1]).expect("an entry we wrote");
+        dec.file_entry(
+            e.stream,
+            e.time,
+            e.log.as_bytes(),
+            at(start),
+            at(offset as u64),
+            &mut sink,
+        );
+    }
+    dec.flush(&mut sink);
+    out
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Any entry dockerd can write parses back to what was written; `quick_time` agrees.
+    #[test]
+    fn jsonfile_round_trip(
+        log in any::<String>(),
+        stderr in any::<bool>(),
+        n in any_nanos(),
+        attrs in prop::option::of(any::<String>()),
+    ) {
+        let time = Timestamp::from_nanos(n);
+        let mut entry = serde_json::json!({
+            "log": log,
+            "stream": if stderr { "stderr" } else { "stdout" },
+        });
+        if let Some(a) = attrs {
+            entry["attrs"] = serde_json::json!({ "tag": a });
+        }
+        entry["time"] = serde_json::json!(time.to_rfc3339());
+        let line = entry.to_string();
+        let e = parse_entry(line.as_bytes()).unwrap();
+        prop_assert_eq!(e.log.as_ref(), log.as_str());
+        prop_assert_eq!(e.stream, if stderr { Stream::Stderr } else { Stream::Stdout });
+        prop_assert_eq!(e.time, time);
+        prop_assert_eq!(quick_time(line.as_bytes()), Some(time));
+    }
+
+    /// Arbitrary bytes never panic the json-file parser.
+    #[test]
+    fn jsonfile_arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_entry(&data);
+        let _ = quick_time(&data);
+    }
+
+    /// Read from disk, a log gives the lines the API gives, and resuming from the byte
+    /// offset of any resume point (where an acknowledged batch ends) delivers exactly the
+    /// lines after it; so does resuming by time, through the API (a switch of read_from).
+    #[test]
+    fn jsonfile_resume_by_offset_is_exactly_once((frames, lines) in logs_body(true)) {
+        let (bytes, _) = json_file(&frames);
+        let whole = decode_file(&bytes, 0, None);
+        prop_assert_eq!(lines_of(&whole), lines.clone());
+        let api = decode(&encode(&frames), usize::MAX, None, None);
+        prop_assert_eq!(
+            whole.iter().map(|d| (d.position.time, d.position.frames_at_time)).collect::<Vec<_>>(),
+            api.iter().map(|d| (d.position.time, d.position.frames_at_time)).collect::<Vec<_>>(),
+            "the same (time, frames) positions as API mode"
+        );
+        for (k, l) in whole.iter().enumerate().filter(|(_, l)| !l.continues) {
+            let fp = l.position.file.expect("a files-mode position has a file offset");
+            let again = lines_of(&decode_file(&bytes, fp.offset, Some(l.position)));
+            prop_assert_eq!(&again, &lines[k + 1..].to_vec(), "offset resume after line {}", k);
+            prop_assert_eq!(resume(&frames, l.position), lines[k + 1..].to_vec(), "time resume after line {}", k);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::util::{
 };
 
 /// Writes "n 1" .. "n N" at about 2,000 lines/s.
-fn producer(n: usize) -> String {
+pub(crate) fn producer(n: usize) -> String {
     format!(
         "trap 'exit 0' TERM; i=0; while [ $i -lt {n} ]; do i=$((i+1)); echo \"n $i\"; \
          if [ $((i % 100)) -eq 0 ]; then sleep 0.05; fi; done"
@@ -22,7 +22,7 @@ fn producer(n: usize) -> String {
 }
 
 /// (lost, duplicated) among "n 1" .. "n N".
-fn tally(records: &[Value], n: usize) -> (Vec<usize>, usize) {
+pub(crate) fn tally(records: &[Value], n: usize) -> (Vec<usize>, usize) {
     let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
     for r in records {
         let msg = r["message"].as_str().unwrap_or("");
@@ -36,7 +36,7 @@ fn tally(records: &[Value], n: usize) -> (Vec<usize>, usize) {
 }
 
 /// Waits until `name` has every line "n 1..N", or times out reporting what is missing.
-fn wait_complete(cap: &Capturer, name: &str, n: usize) -> Vec<Value> {
+pub(crate) fn wait_complete(cap: &Capturer, name: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let recs = cap.records_of(name);

@@ -7,6 +7,8 @@ mod connections;
 mod endpoints;
 mod fake_daemon;
 mod faults;
+mod files_mode;
+mod hostfiles;
 mod image;
 mod lifecycle;
 mod props;

@@ -102,6 +102,20 @@ pub struct Follower {
     pub stop: Arc<AtomicBool>,
     pub counters: Counters,
     pub gate: Arc<super::gate::Gate>,
+    /// `read_from = "files" | "auto"`: read the json-file log from disk when there is one.
+    pub files: Option<FilesMode>,
+    /// Set by the supervisor when the container exited (files mode ends at the log's end
+    /// then; an API stream ends by itself).
+    pub exited: Arc<AtomicBool>,
+}
+
+/// Reading json-file logs from disk.
+#[derive(Clone, Debug)]
+pub struct FilesMode {
+    /// `containers.docker_root`.
+    pub root: Arc<std::path::Path>,
+    /// `read_from = "files"`: falling back to the API is worth a warning.
+    pub required: bool,
 }
 
 /// Metric handles resolved once per follower, not once per line.
@@ -130,11 +144,22 @@ enum BodyEnd {
 }
 
 impl Follower {
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.shutdown.is_triggered() || self.stop.load(Ordering::Relaxed)
     }
 
     pub fn run(self) -> FollowerOutcome {
+        if let Some(files) = &self.files {
+            let id = self.meta.read().id.clone();
+            match super::filefollow::open_log(&files.root, id.as_str()) {
+                Ok(log) => return self.run_files(log),
+                Err(e) if files.required => log::warn!(
+                    "follower {}: no json-file log to read ({e}); following it through the API",
+                    id.short()
+                ),
+                Err(e) => log::debug!("follower {}: through the API ({e})", id.short()),
+            }
+        }
         let resume = match self.start {
             StartFrom::After(p) => Some(p),
             _ => None,
@@ -305,7 +330,7 @@ impl Follower {
         })
     }
 
-    fn emit_flush(&self, dec: &mut LogDecoder) -> Result<(), ()> {
+    pub(super) fn emit_flush(&self, dec: &mut LogDecoder) -> Result<(), ()> {
         let meta = self.meta.read().clone();
         let mut batch = Vec::new();
         dec.flush(&mut |o| self.output(&meta, o, &mut batch));
@@ -313,7 +338,7 @@ impl Follower {
     }
 
     /// Handles one decoder output: a line becomes a record in `batch`.
-    fn output(&self, meta: &Arc<ContainerMeta>, o: Output, batch: &mut Vec<Record>) {
+    pub(super) fn output(&self, meta: &Arc<ContainerMeta>, o: Output, batch: &mut Vec<Record>) {
         match o {
             Output::Line {
                 stream,

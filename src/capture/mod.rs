@@ -4,10 +4,13 @@
 
 pub mod decode;
 pub mod events;
+pub mod filefollow;
 pub mod filter;
 pub mod follower;
 pub mod gate;
 pub mod hostfiles;
+pub mod jsonfile;
+pub mod logfile;
 pub mod merge;
 pub mod record;
 pub mod streams;

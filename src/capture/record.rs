@@ -309,7 +309,10 @@ mod tests {
     fn host_file_records_carry_the_path_and_no_stream() {
         let mut r = record("boot ok", false);
         r.stream = None;
-        r.meta = Arc::new(ContainerMeta::host_file("/var/log/a \"b\".log", Arc::from("node-7")));
+        r.meta = Arc::new(ContainerMeta::host_file(
+            "/var/log/a \"b\".log",
+            Arc::from("node-7"),
+        ));
         let mut out = Vec::new();
         r.write_json(&mut out);
         assert_eq!(

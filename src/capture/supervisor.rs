@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::RwLock;
 
 use super::filter::{Candidate, Filter};
-use super::follower::{Counters, EndReason, Follower, FollowerOutcome, StartFrom};
+use super::follower::{Counters, EndReason, FilesMode, Follower, FollowerOutcome, StartFrom};
 use super::gate::Gate;
 use super::record::{ContainerId, ContainerMeta};
 use super::streams::{StreamRegistry, StreamStats};
@@ -59,6 +59,8 @@ pub struct SupervisorSettings {
     pub run_started: Timestamp,
     /// When the capturer first ran: containers started since are read from here.
     pub first_run_at: Timestamp,
+    /// `read_from = "files" | "auto"`.
+    pub files: Option<FilesMode>,
 }
 
 /// A container as discovery sees it, before following.
@@ -72,6 +74,8 @@ struct Found {
 struct Running {
     handle: JoinHandle<FollowerOutcome>,
     stop: Arc<AtomicBool>,
+    /// The container exited: a follower reading its log file ends at the file's end.
+    exited: Arc<AtomicBool>,
     meta: Arc<RwLock<Arc<ContainerMeta>>>,
 }
 
@@ -191,7 +195,9 @@ impl Supervisor {
                     self.started(&ev);
                 }
             }
+            "die" => self.exited(&id),
             "destroy" => {
+                self.exited(&id);
                 self.produced.remove(&id);
                 self.completed.remove(&id);
                 self.ignored.remove(&id);
@@ -204,6 +210,13 @@ impl Supervisor {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Tells the container's follower (if any) that no more lines will come.
+    fn exited(&self, id: &ContainerId) {
+        if let Some(r) = self.followers.get(id) {
+            r.exited.store(true, Ordering::SeqCst);
         }
     }
 
@@ -237,7 +250,7 @@ impl Supervisor {
             Some(s) => s,
             None => StartFrom::Since(self.settings.first_run_at),
         };
-        self.spawn(found, start);
+        self.spawn(found, start, true);
     }
 
     /// Follows every container (running or not) that has something for us.
@@ -266,6 +279,10 @@ impl Supervisor {
     fn listed(&mut self, c: &ContainerSummary) {
         let id = ContainerId::new(&c.id);
         let running = c.state == "running";
+        if !running {
+            // Its die event may have been missed while the events stream was down.
+            self.exited(&id);
+        }
         if self.followers.contains_key(&id)
             || (!running && (self.completed.contains(&id) || self.ignored.contains(&id)))
         {
@@ -285,7 +302,7 @@ impl Supervisor {
             None => self.start_without_position(&found.id),
         };
         match start {
-            Some(s) => self.spawn(found, s),
+            Some(s) => self.spawn(found, s, running),
             None => {
                 self.ignored.insert(found.id);
             }
@@ -346,7 +363,7 @@ impl Supervisor {
         })
     }
 
-    fn spawn(&mut self, found: Found, start: StartFrom) {
+    fn spawn(&mut self, found: Found, start: StartFrom, running: bool) {
         if self.shutdown.is_triggered() {
             return;
         }
@@ -373,6 +390,7 @@ impl Supervisor {
         let stats = Arc::new(StreamStats::new(id.clone(), meta.name.clone()));
         let meta = Arc::new(RwLock::new(Arc::new(meta)));
         let stop = Arc::new(AtomicBool::new(false));
+        let exited = Arc::new(AtomicBool::new(!running));
         let follower = Follower {
             client: self.client.clone(),
             meta: meta.clone(),
@@ -388,6 +406,8 @@ impl Supervisor {
             stop: stop.clone(),
             counters: Counters::new(&self.metrics),
             gate: self.gate.clone(),
+            files: self.settings.files.clone(),
+            exited: exited.clone(),
         };
         let notify = self.notify.clone();
         let done_id = id.clone();
@@ -409,7 +429,15 @@ impl Supervisor {
                 self.registry.insert(stats);
                 self.metrics.stream_starts.inc();
                 self.metrics.active_streams.inc();
-                self.followers.insert(id, Running { handle, stop, meta });
+                self.followers.insert(
+                    id,
+                    Running {
+                        handle,
+                        stop,
+                        exited,
+                        meta,
+                    },
+                );
             }
             Err(e) => log::error!("supervisor: cannot spawn a follower thread: {e}"),
         }

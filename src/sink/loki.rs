@@ -133,13 +133,17 @@ fn render(parts: &[TemplatePart], r: &Record, out: &mut String) {
                 TemplateField::ContainerId if container => r.meta.id.as_str(),
                 TemplateField::ContainerName if container => &r.meta.name,
                 TemplateField::Image => &r.meta.image,
-                TemplateField::Stream => r.stream.map_or("", crate::capture::record::Stream::as_str),
+                TemplateField::Stream => {
+                    r.stream.map_or("", crate::capture::record::Stream::as_str)
+                }
                 TemplateField::Host => &r.meta.host,
                 TemplateField::Path if !container => r.meta.id.as_str(),
                 TemplateField::Label(key) => {
                     r.meta.labels.get(key).map(String::as_str).unwrap_or("")
                 }
-                TemplateField::ContainerId | TemplateField::ContainerName | TemplateField::Path => "",
+                TemplateField::ContainerId | TemplateField::ContainerName | TemplateField::Path => {
+                    ""
+                }
             }),
         }
     }

@@ -1,0 +1,434 @@
+//! The follower's files mode (`read_from = "files" | "auto"`): the container's json-file
+//! log is read straight from disk, so dockerd does no work for us. The log is opened the
+//! moment the follower starts, so a container removed right after is still read to its
+//! end (the open file outlives the name). The follower polls (2 ms .. 250 ms, doubling
+//! while idle), follows rotation by identity (device, inode: finish the old file, then
+//! the next one of the chain), handles truncation, and ends once the supervisor says the
+//! container exited and the log is read to its end. Records and positions are the same as
+//! in API mode; positions also carry the file and offset, so a restart resumes exactly.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::decode::LogDecoder;
+use super::follower::{EndReason, Follower, FollowerOutcome, StartFrom};
+use super::jsonfile::{parse_entry, quick_time};
+use super::logfile::{LogFile, LogPaths, Member};
+use super::record::{FilePos, Record, Stream};
+use super::timestamp::Timestamp;
+
+const POLL_MIN: Duration = Duration::from_millis(2);
+const POLL_MAX: Duration = Duration::from_millis(250);
+/// Listings without the file in hand before it counts as deleted, not mid-rename.
+const GONE_AFTER: u32 = 5;
+/// Records sent to the queue at once, at most.
+const SEND_EVERY: usize = 1024;
+
+/// A container whose json-file log could be opened.
+pub struct OpenedLog {
+    pub paths: LogPaths,
+    pub current: LogFile,
+}
+
+/// Opens a container's current json-file log, if it has one we can read.
+pub fn open_log(root: &std::path::Path, id: &str) -> std::io::Result<OpenedLog> {
+    let paths = LogPaths::new(root, id);
+    let current = LogFile::open(paths.current())?;
+    Ok(OpenedLog { paths, current })
+}
+
+/// Where reading goes next when the file in hand is read to its end.
+enum Next {
+    /// Nothing newer: the file in hand is the live one.
+    Stay,
+    /// The next file of the chain, opened.
+    Open(LogFile),
+    /// The chain is being rotated right now: look again soon.
+    Retry,
+}
+
+/// Filters applied before the decoder, like dockerd applies `since` and `tail`.
+struct Filters {
+    since: Option<Timestamp>,
+    /// Entries still to drop to honour `tail:N`.
+    drop_first: u64,
+}
+
+impl Follower {
+    /// Reads the container's log from disk until it exited and is read to its end.
+    pub(super) fn run_files(&self, log: OpenedLog) -> FollowerOutcome {
+        let tty = self.tty_from_disk(&log.paths);
+        let resume = match self.start {
+            StartFrom::After(p) => Some(p),
+            _ => None,
+        };
+        let mut dec = LogDecoder::new(Some(tty), self.max_line_bytes, resume);
+        let paths = log.paths.clone();
+        let (mut file, mut filters) = match self.first_file(log, &mut dec) {
+            Ok(x) => x,
+            Err(e) => {
+                log::warn!(
+                    "follower {}: cannot read its log file: {e}",
+                    self.meta.read().id.short()
+                );
+                return FollowerOutcome {
+                    reason: EndReason::Gone,
+                    position: dec.position(),
+                };
+            }
+        };
+        self.stats.set_state("following-file");
+        let mut idle = POLL_MIN;
+        let mut rotation_retries = 0u32;
+        let reason = loop {
+            if self.stopping() {
+                break EndReason::Stopped;
+            }
+            // Observed before reading: once the container exited, its log is complete.
+            let exited = self.exited.load(Ordering::SeqCst);
+            match self.read_available(&mut file, &mut dec, &mut filters) {
+                Ok(0) => {}
+                Ok(_) => {
+                    idle = POLL_MIN;
+                    continue;
+                }
+                Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
+                Err(ReadEnd::Io(e)) => {
+                    log::warn!(
+                        "follower {}: reading {}: {e}",
+                        self.short(),
+                        file.path.display()
+                    );
+                    break EndReason::Gone;
+                }
+            }
+            match self.next_file(&paths, &file, rotation_retries >= GONE_AFTER) {
+                Next::Open(next) => {
+                    // The old file is complete once renamed; drain it once more, then move.
+                    match self.read_to_end(&mut file, &mut dec, &mut filters) {
+                        Ok(()) => {}
+                        Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
+                        Err(ReadEnd::Io(e)) => log::warn!("follower {}: {e}", self.short()),
+                    }
+                    self.metrics.file_rotations.inc();
+                    log::debug!(
+                        "follower {}: rotated, now reading {}",
+                        self.short(),
+                        next.path.display()
+                    );
+                    file = next;
+                    rotation_retries = 0;
+                    continue;
+                }
+                Next::Retry => rotation_retries += 1,
+                Next::Stay => {
+                    rotation_retries = 0;
+                    if exited {
+                        break match self.emit_flush(&mut dec) {
+                            Ok(()) => EndReason::Eof,
+                            Err(()) => EndReason::QueueClosed,
+                        };
+                    }
+                }
+            }
+            if let Ok(len) = file.size() {
+                if len < file.position().offset {
+                    log::info!(
+                        "follower {}: {} was truncated; reading it from its start",
+                        self.short(),
+                        file.path.display()
+                    );
+                    if let Err(e) = file.seek(0) {
+                        log::warn!("follower {}: {e}", self.short());
+                        break EndReason::Gone;
+                    }
+                    continue;
+                }
+            }
+            if self.shutdown.wait_timeout(idle) {
+                break EndReason::Stopped;
+            }
+            idle = (idle * 2).min(POLL_MAX);
+        };
+        self.stats.set_state(reason.as_str());
+        FollowerOutcome {
+            reason,
+            position: dec.position(),
+        }
+    }
+
+    fn short(&self) -> String {
+        self.meta.read().id.short().to_owned()
+    }
+
+    /// `Config.Tty` from Docker's `config.v2.json` beside the log (no API call); the API's
+    /// inspect when that cannot be read.
+    fn tty_from_disk(&self, paths: &LogPaths) -> bool {
+        let from_file = std::fs::read(paths.config_v2()).ok().and_then(|b| {
+            serde_json::from_slice::<crate::docker::types::ContainerInspect>(&b).ok()
+        });
+        if let Some(c) = from_file {
+            return c.config.tty;
+        }
+        match self.client.inspect(self.meta.read().id.as_str()) {
+            Ok(info) => info.config.tty,
+            Err(e) => {
+                log::warn!(
+                    "follower {}: cannot tell whether it has a TTY ({e}); assuming not",
+                    self.short()
+                );
+                false
+            }
+        }
+    }
+
+    /// Picks the file and offset reading starts at, and the filters that go with it.
+    fn first_file(
+        &self,
+        log: OpenedLog,
+        dec: &mut LogDecoder,
+    ) -> std::io::Result<(LogFile, Filters)> {
+        let mut filters = Filters {
+            since: None,
+            drop_first: 0,
+        };
+        let OpenedLog { paths, mut current } = log;
+        match self.start {
+            StartFrom::After(p) => {
+                if let Some(fp) = p.file {
+                    if let Some(mut f) = open_at(&paths, current, fp)? {
+                        f.seek(fp.offset)?;
+                        dec.continue_from_resume();
+                        return Ok((f, filters));
+                    }
+                    // The file is gone (rotated out): resume by time, like the API.
+                    log::warn!(
+                        "follower {}: the log file of its position is gone; resuming by time",
+                        self.short()
+                    );
+                    current = LogFile::open(paths.current())?;
+                }
+                filters.since = Some(p.time);
+                Ok((oldest(&paths, current)?, filters))
+            }
+            StartFrom::Since(t) => {
+                filters.since = Some(t);
+                Ok((oldest(&paths, current)?, filters))
+            }
+            StartFrom::Beginning => Ok((oldest(&paths, current)?, filters)),
+            StartFrom::Tail(n) => {
+                // Like dockerd, count the entries of the current file.
+                let lines = count_lines(&current.path)?;
+                filters.drop_first = lines.saturating_sub(n);
+                Ok((current, filters))
+            }
+        }
+    }
+
+    /// Where to go after `file`, read to its end. `gone_confirmed`: `file` was missing
+    /// from several listings, so it was deleted, not caught mid-rename.
+    fn next_file(&self, paths: &LogPaths, file: &LogFile, gone_confirmed: bool) -> Next {
+        let before = identity(paths.current());
+        if before == Some((file.dev, file.ino)) {
+            return Next::Stay;
+        }
+        if before.is_none() && gone_confirmed {
+            // No current log at all: the container was removed; nothing comes after.
+            return Next::Stay;
+        }
+        let (chain, _) = paths.chain();
+        // A rotation that completed while listing makes the listing unreliable.
+        if before.is_none() || identity(paths.current()) != before {
+            return Next::Retry;
+        }
+        // A file renamed mid-listing can show twice: its last place is the right one.
+        match chain.iter().rposition(|m| file.is(m)) {
+            Some(i) if i + 1 == chain.len() => Next::Stay,
+            Some(i) => open_member(&chain[i + 1], file),
+            None if gone_confirmed => match chain.first() {
+                // Deleted because it rotated out: every file left is newer.
+                Some(m) => open_member(m, file),
+                None => Next::Retry,
+            },
+            None => Next::Retry,
+        }
+    }
+
+    fn read_to_end(
+        &self,
+        file: &mut LogFile,
+        dec: &mut LogDecoder,
+        filters: &mut Filters,
+    ) -> Result<(), ReadEnd> {
+        while self.read_available(file, dec, filters)? > 0 {}
+        Ok(())
+    }
+
+    /// Reads one chunk, decodes it, and queues the records. Returns the bytes read.
+    fn read_available(
+        &self,
+        file: &mut LogFile,
+        dec: &mut LogDecoder,
+        filters: &mut Filters,
+    ) -> Result<usize, ReadEnd> {
+        let meta = self.meta.read().clone();
+        let mut batch: Vec<Record> = Vec::new();
+        let mut bad = 0u64;
+        let mut first_bad = None;
+        let report = file
+            .read_lines(|line, start, end| {
+                self.entry(
+                    line,
+                    start,
+                    end,
+                    dec,
+                    filters,
+                    &meta,
+                    &mut batch,
+                    &mut bad,
+                    &mut first_bad,
+                )
+            })
+            .map_err(ReadEnd::Io)?;
+        if report.oversized > 0 {
+            bad += u64::from(report.oversized);
+            first_bad.get_or_insert_with(|| "a line longer than 1 MiB".to_owned());
+        }
+        if bad > 0 {
+            self.metrics.file_bad_lines.inc_by(bad);
+            log::warn!(
+                "follower {}: {bad} unreadable lines in {} skipped (first: {})",
+                meta.id.short(),
+                file.path.display(),
+                first_bad.unwrap_or_default()
+            );
+        }
+        self.tx
+            .send_all(&mut batch)
+            .map_err(|_| ReadEnd::QueueClosed)?;
+        Ok(report.bytes)
+    }
+
+    /// One line of the file: filtered, then decoded into `batch`.
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &self,
+        line: &[u8],
+        start: FilePos,
+        end: FilePos,
+        dec: &mut LogDecoder,
+        filters: &mut Filters,
+        meta: &std::sync::Arc<super::record::ContainerMeta>,
+        batch: &mut Vec<Record>,
+        bad: &mut u64,
+        first_bad: &mut Option<String>,
+    ) {
+        if let (Some(since), Some(t)) = (filters.since, quick_time(line)) {
+            if t < since {
+                return;
+            }
+        }
+        let entry = match parse_entry(line) {
+            Ok(e) => e,
+            Err(e) => {
+                *bad += 1;
+                first_bad.get_or_insert_with(|| e.to_string());
+                return;
+            }
+        };
+        let wanted = match entry.stream {
+            Stream::Stdout => self.stdout,
+            Stream::Stderr => self.stderr,
+        };
+        if !wanted || filters.since.is_some_and(|s| entry.time < s) {
+            return;
+        }
+        if filters.drop_first > 0 {
+            filters.drop_first -= 1;
+            return;
+        }
+        dec.file_entry(
+            entry.stream,
+            entry.time,
+            entry.log.as_bytes(),
+            start,
+            end,
+            &mut |o| self.output(meta, o, batch),
+        );
+        if batch.len() >= SEND_EVERY {
+            // Keep memory bounded on a huge chunk; a closed queue shows on the next send.
+            let _ = self.tx.send_all(batch);
+        }
+    }
+}
+
+/// Why reading stopped.
+enum ReadEnd {
+    QueueClosed,
+    Io(std::io::Error),
+}
+
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Opens `m`, the file after `from`; the chain moving under us means look again.
+fn open_member(m: &Member, from: &LogFile) -> Next {
+    match LogFile::open(&m.path) {
+        Ok(f) if f.is(m) && !from.is(m) => Next::Open(f),
+        Ok(_) | Err(_) => Next::Retry,
+    }
+}
+
+/// The file holding `fp`: the open current one, or a rotated one.
+fn open_at(paths: &LogPaths, current: LogFile, fp: FilePos) -> std::io::Result<Option<LogFile>> {
+    if current.dev == fp.dev && current.ino == fp.ino {
+        return Ok(Some(current));
+    }
+    let (chain, _) = paths.chain();
+    for m in chain.iter().filter(|m| m.is(&fp)) {
+        if let Ok(f) = LogFile::open(&m.path) {
+            if f.is(m) {
+                return Ok(Some(f));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The oldest file of the chain (the current one when nothing was rotated).
+fn oldest(paths: &LogPaths, current: LogFile) -> std::io::Result<LogFile> {
+    let (chain, compressed) = paths.chain();
+    if compressed {
+        log::warn!(
+            "{}: compressed rotated logs (log-opt compress=true) are not read",
+            paths.current().display()
+        );
+    }
+    for m in &chain {
+        if current.is(m) {
+            return Ok(current);
+        }
+        if let Ok(f) = LogFile::open(&m.path) {
+            if f.is(m) {
+                return Ok(f);
+            }
+        }
+    }
+    Ok(current)
+}
+
+fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf)?;
+        if got == 0 {
+            return Ok(n);
+        }
+        n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}

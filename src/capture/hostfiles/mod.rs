@@ -1,0 +1,266 @@
+//! Host files (`files.paths`): one thread follows every file the globs match. Every
+//! `poll` it reads what each followed file gained from its open fd, notices rotation by
+//! rename (the path names another file, or none: the old fd is read to its end first),
+//! `copytruncate` (the file shrank) and deletion, then re-expands the globs to pick up new
+//! files. Records carry the path and the offset just past their line, so a restart goes on
+//! exactly after the last acknowledged line.
+//!
+//! `lines` splits bytes into lines and `start` decides where a file is first read from
+//! (both pure); `tail` owns one open file; `discover` expands the globs and applies
+//! `start`.
+
+mod discover;
+mod lines;
+mod start;
+mod tail;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::start::FileId;
+use self::tail::Tailed;
+use crate::capture::record::{FilePos, Record};
+use crate::metrics::Metrics;
+use crate::positions::Positions;
+use crate::shutdown::Shutdown;
+use crate::sink::queue::Producer;
+
+/// The `stream` label of `log_capturer_records_total` for host-file records.
+pub const RECORDS_LABEL: &str = "file";
+/// Bytes asked for per `read(2)`.
+const CHUNK: usize = 64 * 1024;
+/// Read at most this much of one file per poll, so one busy file does not hold back the
+/// others; the next poll then comes at once.
+const MAX_READ_PER_POLL: u64 = 8 * 1024 * 1024;
+
+/// Everything the host-files thread needs.
+pub struct HostFiles {
+    /// Absolute glob patterns, validated by the config.
+    pub patterns: Vec<String>,
+    /// The host name put in every record.
+    pub host: Arc<str>,
+    pub max_line_bytes: usize,
+    /// How often files are polled for new bytes and globs re-expanded.
+    pub poll: Duration,
+    /// No earlier run recorded: files found at start are read from their end.
+    pub first_run: bool,
+    pub positions: Arc<Positions>,
+    pub tx: Producer,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: Shutdown,
+}
+
+/// Why the thread stops.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Shutdown,
+    /// The queue's consumer is gone.
+    Closed,
+}
+
+/// What the thread knows between polls.
+struct State {
+    /// Followed files by path (the positions key).
+    files: BTreeMap<String, Tailed>,
+    /// Paths followed earlier in this run: a file found there again is new, read from 0,
+    /// whatever the positions say (they may still hold the old file's acks).
+    seen: HashSet<String>,
+    /// Files let go in this poll (rotated away, deleted) and the offset they were read to:
+    /// a glob that also matches the rotated name goes on there instead of from 0. They stay
+    /// open until the poll ends, so no new file can get their inode meanwhile.
+    retired: HashMap<FileId, Tailed>,
+    /// Deleted paths and the position of their last record: forgotten once acknowledged.
+    gone: HashMap<String, FilePos>,
+    /// Paths (or patterns) already warned about; their next failures are debug-level.
+    warned: HashSet<String>,
+    /// The globs were expanded once: files found from now on are new.
+    expanded: bool,
+    buf: Vec<u8>,
+    out: Vec<Record>,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            files: BTreeMap::new(),
+            seen: HashSet::new(),
+            retired: HashMap::new(),
+            gone: HashMap::new(),
+            warned: HashSet::new(),
+            expanded: false,
+            buf: vec![0; CHUNK],
+            out: Vec::new(),
+        }
+    }
+}
+
+impl HostFiles {
+    /// Runs until shutdown (or until the queue is closed).
+    pub fn run(self) {
+        self.metrics.records.with_label_values(&[RECORDS_LABEL]);
+        let mut st = State::new();
+        loop {
+            let busy = match self.poll(&mut st) {
+                Ok(busy) => busy,
+                Err(stop) => {
+                    log::debug!("files: stopping ({stop:?})");
+                    break;
+                }
+            };
+            let wait = if busy { Duration::ZERO } else { self.poll };
+            if self.shutdown.wait_timeout(wait) {
+                break;
+            }
+        }
+        // Pending text without a newline is not sent: the next run reads it again.
+        self.metrics.files_followed.set(0);
+    }
+
+    /// One round over the followed files, then the globs. Returns whether a file had more
+    /// to read than one poll takes.
+    fn poll(&self, st: &mut State) -> Result<bool, Stop> {
+        let mut busy = false;
+        let paths: Vec<String> = st.files.keys().cloned().collect();
+        for path in paths {
+            busy |= self.follow(st, path)?;
+        }
+        busy |= self.discover(st)?;
+        st.expanded = true;
+        st.retired.clear();
+        self.forget_gone(st);
+        self.metrics.files_followed.set(st.files.len() as i64);
+        Ok(busy)
+    }
+
+    /// Reads what `path`'s file gained; handles truncation, rotation and deletion.
+    fn follow(&self, st: &mut State, path: String) -> Result<bool, Stop> {
+        let Some(mut t) = st.files.remove(&path) else {
+            return Ok(false);
+        };
+        match t.rewind_if_truncated(&mut st.out) {
+            Ok(true) => {
+                log::info!("{path}: truncated; reading it again from its start");
+                self.metrics.file_rotations.inc();
+            }
+            Ok(false) => {}
+            Err(e) => warn_once(&mut st.warned, &path, format_args!("{path}: {e}")),
+        }
+        let busy = self.drain(st, &mut t, MAX_READ_PER_POLL)?;
+        match t.moved() {
+            Ok(false) => {
+                st.files.insert(path, t);
+                return Ok(busy);
+            }
+            Ok(true) => {}
+            Err(e) => {
+                log::debug!("{path}: cannot stat: {e}");
+                st.files.insert(path, t);
+                return Ok(busy);
+            }
+        }
+        // Renamed away or deleted: what the writer wrote before it moved on is in our fd,
+        // and its last text without a newline is a line (the writer will not finish it).
+        self.drain_to_end(st, &mut t)?;
+        t.flush(&mut st.out);
+        self.send(&mut st.out)?;
+        let (path_buf, meta, last) = (t.path().to_path_buf(), t.meta().clone(), t.last_emitted());
+        st.retired.insert(t.id(), t);
+        match File::open(&path_buf) {
+            Ok(file) => {
+                log::info!("{path}: rotated; following the new file from its start");
+                Ok(busy | self.track(st, path, &path_buf, file, Some(meta))?)
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::NotFound {
+                    log::info!("{path}: gone (deleted, or renamed and not created again yet)");
+                } else {
+                    warn_once(
+                        &mut st.warned,
+                        &path,
+                        format_args!("cannot open {path}: {e}"),
+                    );
+                }
+                // Its position is forgotten once its last record is acknowledged (an ack
+                // in flight would write it back); until then a new file there is new anyway.
+                match last {
+                    Some(pos) => {
+                        st.gone.insert(path, pos);
+                    }
+                    None => self.positions.forget_file(&path),
+                }
+                Ok(busy)
+            }
+        }
+    }
+
+    /// Reads `t` until EOF or about `cap` bytes, sending the records of every chunk.
+    /// Returns whether it stopped at the cap.
+    fn drain(&self, st: &mut State, t: &mut Tailed, cap: u64) -> Result<bool, Stop> {
+        let mut read = 0u64;
+        loop {
+            if self.shutdown.is_triggered() {
+                return Err(Stop::Shutdown);
+            }
+            let n = match t.read_chunk(&mut st.buf, &mut st.out) {
+                Ok(n) => n,
+                Err(e) => {
+                    let path = &t.meta().name;
+                    warn_once(
+                        &mut st.warned,
+                        path,
+                        format_args!("cannot read {path}: {e}"),
+                    );
+                    0
+                }
+            };
+            self.send(&mut st.out)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            read += n as u64;
+            if read >= cap {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Reads a file the writer left (rotated away) up to the size it has now: a writer
+    /// still appending to it after rotation is not followed forever.
+    fn drain_to_end(&self, st: &mut State, t: &mut Tailed) -> Result<(), Stop> {
+        let left = t
+            .size()
+            .map_or(1, |len| len.saturating_sub(t.offset()).max(1));
+        self.drain(st, t, left).map(|_| ())
+    }
+
+    /// Counts and queues `out` (blocks while the queue is full).
+    fn send(&self, out: &mut Vec<Record>) -> Result<(), Stop> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let bytes: usize = out.iter().map(|r| r.message.len()).sum();
+        let truncated = out.iter().filter(|r| r.truncated).count();
+        let m = &self.metrics;
+        m.records
+            .with_label_values(&[RECORDS_LABEL])
+            .inc_by(out.len() as u64);
+        m.bytes.inc_by(bytes as u64);
+        m.lines_truncated.inc_by(truncated as u64);
+        self.tx.send_all(out).map_err(|_| Stop::Closed)
+    }
+}
+
+/// Logs `msg` as a warning the first time for `key`, at debug level after that.
+fn warn_once(warned: &mut HashSet<String>, key: &str, msg: fmt::Arguments<'_>) {
+    if warned.insert(key.to_owned()) {
+        log::warn!("{msg}");
+    } else {
+        log::debug!("{msg}");
+    }
+}
