@@ -146,3 +146,80 @@ fn unreachable_docker_is_not_fatal_and_health_says_why() {
     let (exit, _) = cap.terminate(Duration::from_secs(5));
     assert!(exit.success());
 }
+
+/// Sends raw bytes to the endpoint server and returns what it answered (until it closed).
+fn raw_request(port: u16, bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A hostile or broken client cannot crash the server, make it read a body, or grow its
+/// threads and FDs: an announced 1 PB body, an endless head, a POST, 300 connections that
+/// send nothing. tiny_http, used before, aborted the process on the first and kept a
+/// thread per idle connection on the last.
+#[test]
+fn hostile_http_clients_cannot_crash_it_or_grow_it() {
+    let _daemon = crate::util::shared_daemon();
+    let mut cap = Capturer::start(&unique("hostile"), "");
+    let (threads, fds) = (cap.threads(), cap.fds());
+    let big = raw_request(
+        cap.port,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999999\r\n\r\n",
+    );
+    assert!(big.starts_with("HTTP/1.1 413 "), "{big}");
+    let chunked = raw_request(
+        cap.port,
+        b"GET /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert!(chunked.starts_with("HTTP/1.1 413 "), "{chunked}");
+    let mut endless = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    endless.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    let endless = raw_request(cap.port, &endless);
+    assert!(
+        endless.is_empty() || endless.starts_with("HTTP/1.1 431 "),
+        "{endless:.100}"
+    );
+    let post = raw_request(
+        cap.port,
+        b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(
+        post.starts_with("HTTP/1.1 405 ") && post.contains("Allow: GET, HEAD"),
+        "{post}"
+    );
+    let head = raw_request(cap.port, b"HEAD /health HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200 ") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", cap.port)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let busy_threads = cap.threads();
+    assert_eq!(
+        busy_threads,
+        threads,
+        "threads with {} idle connections",
+        idle.len()
+    );
+    drop(idle);
+    let (status, _) = wait_for(Duration::from_secs(15), "/metrics after the flood", || {
+        http_get(cap.port, "/metrics")
+    });
+    assert_eq!(status, 200);
+    assert!(cap.child.try_wait().unwrap().is_none(), "still running");
+    let after = wait_for(Duration::from_secs(10), "FDs back to baseline", || {
+        let now = cap.fds();
+        (now <= fds).then_some(now)
+    });
+    eprintln!("endpoint server: threads {threads} -> {busy_threads} with 300 idle connections; FDs {fds} -> {after}");
+    let (exit, _) = cap.terminate(Duration::from_secs(5));
+    assert!(exit.success());
+}
