@@ -1,6 +1,7 @@
 //! Host files (`files.paths`, SPEC §4, §5): lines appended to files matching a glob reach
 //! the sink exactly once with `path` and without container fields, across rename
-//! rotation, truncation, a graceful restart (with a rotation while down) and SIGKILL.
+//! rotation (also with the writer appending to the renamed file until it reopens),
+//! truncation, a graceful restart (with a rotation while down) and SIGKILL.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -213,6 +214,36 @@ fn rename_rotation_under_a_writer_and_truncation_lose_and_duplicate_nothing() {
         "{rotations} rotations; log:\n{}",
         cap.log()
     );
+}
+
+#[test]
+fn lines_appended_to_the_renamed_file_until_the_writer_reopens_are_not_lost() {
+    let _d = shared_daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&app)
+        .unwrap();
+    let cap = start(dir.path(), 1, "");
+    f.write_all(lines("n", 1..=100).as_bytes()).unwrap();
+    wait_complete(&cap, &app, 100);
+    // logrotate `create`: rename, create the new file; `postrotate` signals the writer,
+    // which goes on writing to the renamed file for a second before it reopens the path.
+    fs::rename(&app, with_suffix(&app, ".1")).unwrap();
+    File::create(&app).unwrap();
+    for i in 101..=200 {
+        writeln!(f, "n {i}").unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    write!(f, "n 201").unwrap();
+    f = OpenOptions::new().append(true).open(&app).unwrap();
+    f.write_all(lines("n", 202..=300).as_bytes()).unwrap();
+    let recs = wait_complete(&cap, &app, 300);
+    assert_eq!(tally(&recs, 300), (vec![], 0), "log:\n{}", cap.log());
+    assert_in_order(&recs);
+    assert_eq!(cap.metric("log_capturer_file_rotations_total"), 1.0);
 }
 
 #[test]

@@ -64,6 +64,10 @@ impl HostFiles {
                 return Ok(false);
             }
         };
+        if st.held(found.id) {
+            log::debug!("{key}: held by the rotation wait of the path it was rotated from");
+            return Ok(false);
+        }
         let meta =
             meta.unwrap_or_else(|| Arc::new(ContainerMeta::host_file(&key, self.host.clone())));
         let offset = match st.retired.get(&found.id).map(Tailed::offset) {
@@ -77,7 +81,7 @@ impl HostFiles {
             }
             None => self.first_start(st, &key, path, &meta, found)?,
         };
-        let mut t = match Tailed::new(file, path, meta, found.id, offset, self.max_line_bytes) {
+        let mut t = match Tailed::new(file, meta, found.id, offset, self.max_line_bytes) {
             Ok(t) => t,
             Err(e) => {
                 warn_once(&mut st.warned, &key, format_args!("{key}: {e}"));
@@ -130,7 +134,6 @@ impl HostFiles {
                     self.metrics.file_rotations.inc();
                     let tailed = Tailed::new(
                         file,
-                        &old_path,
                         meta.clone(),
                         old_found.id,
                         offset,
@@ -149,6 +152,16 @@ impl HostFiles {
             }
         }
         Ok(start.offset(found.len))
+    }
+
+    /// Reads `<path>.1`, found rotated when a run starts, up to the size it has now. Unlike
+    /// a rotation seen while running, no writer is waited for: it happened while we were
+    /// down, most likely longer than `ROTATE_WAIT` ago.
+    fn drain_to_end(&self, st: &mut State, t: &mut Tailed) -> Result<(), Stop> {
+        let left = t
+            .size()
+            .map_or(1, |len| len.saturating_sub(t.offset()).max(1));
+        self.drain(st, t, left).map(|_| ())
     }
 
     /// Records that a file present at the first start is followed from its end, so a later

@@ -1,16 +1,20 @@
 //! Host files (`files.paths`): one thread follows every file the globs match. Every
 //! `poll` it reads what each followed file gained from its open fd, notices rotation by
-//! rename (the path names another file, or none: the old fd is read to its end first),
-//! `copytruncate` (the file shrank) and deletion, then re-expands the globs to pick up new
-//! files. Records carry the path and the offset just past their line, so a restart goes on
-//! exactly after the last acknowledged line.
+//! rename and deletion (the path names another file, or none) and `copytruncate` (the file
+//! shrank), then re-expands the globs to pick up new files. A renamed or deleted file stays
+//! the path's source, its fd read like a live file's, until it has not grown for
+//! [`ROTATE_WAIT`]: its writer appends to it until it reopens the path. Only then is the
+//! next file read, from its start. Records carry the path and the offset just past their
+//! line, so a restart goes on exactly after the last acknowledged line (in `<path>.1` if
+//! it stopped during the wait).
 //!
 //! `lines` splits bytes into lines and `start` decides where a file is first read from
-//! (both pure); `tail` owns one open file; `discover` expands the globs and applies
-//! `start`.
+//! (both pure); `tail` owns one open file; `rotate` decides when a rotated file is left
+//! and opens the next; `discover` expands the globs and applies `start`.
 
 mod discover;
 mod lines;
+mod rotate;
 mod start;
 mod tail;
 #[cfg(test)]
@@ -18,11 +22,11 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
-use std::io;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use self::rotate::Leaving;
 use self::start::FileId;
 use self::tail::Tailed;
 use crate::capture::record::{FilePos, Record};
@@ -38,6 +42,10 @@ const CHUNK: usize = 64 * 1024;
 /// Read at most this much of one file per poll, so one busy file does not hold back the
 /// others; the next poll then comes at once.
 const MAX_READ_PER_POLL: u64 = 8 * 1024 * 1024;
+/// How long a file renamed away (or deleted) must go without growing before it is left for
+/// the next one. logrotate renames, then signals the writer (`postrotate`), which reopens
+/// the path milliseconds to seconds later; Fluent Bit waits 5 s.
+pub const ROTATE_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything the host-files thread needs.
 pub struct HostFiles {
@@ -68,10 +76,12 @@ enum Stop {
 struct State {
     /// Followed files by path (the positions key).
     files: BTreeMap<String, Tailed>,
+    /// Followed files the path no longer names, by path, until they are left (`rotate`).
+    leaving: HashMap<String, Leaving>,
     /// Paths followed earlier in this run: a file found there again is new, read from 0,
     /// whatever the positions say (they may still hold the old file's acks).
     seen: HashSet<String>,
-    /// Files let go in this poll (rotated away, deleted) and the offset they were read to:
+    /// Files left in this poll (rotated away, deleted) and the offset they were read to:
     /// a glob that also matches the rotated name goes on there instead of from 0. They stay
     /// open until the poll ends, so no new file can get their inode meanwhile.
     retired: HashMap<FileId, Tailed>,
@@ -89,6 +99,7 @@ impl State {
     fn new() -> State {
         State {
             files: BTreeMap::new(),
+            leaving: HashMap::new(),
             seen: HashSet::new(),
             retired: HashMap::new(),
             gone: HashMap::new(),
@@ -98,6 +109,14 @@ impl State {
             out: Vec::new(),
         }
     }
+
+    /// Whether a rotation wait holds `id`, as the file waited on or the next one: it is not
+    /// followed under another name meanwhile (a glob matching `<path>.1`).
+    fn held(&self, id: FileId) -> bool {
+        self.leaving.iter().any(|(path, l)| {
+            l.next() == Some(id) || self.files.get(path).is_some_and(|t| t.id() == id)
+        })
+    }
 }
 
 impl HostFiles {
@@ -106,7 +125,7 @@ impl HostFiles {
         self.metrics.records.with_label_values(&[RECORDS_LABEL]);
         let mut st = State::new();
         loop {
-            let busy = match self.poll(&mut st) {
+            let busy = match self.poll(&mut st, Instant::now()) {
                 Ok(busy) => busy,
                 Err(stop) => {
                     log::debug!("files: stopping ({stop:?})");
@@ -124,11 +143,11 @@ impl HostFiles {
 
     /// One round over the followed files, then the globs. Returns whether a file had more
     /// to read than one poll takes.
-    fn poll(&self, st: &mut State) -> Result<bool, Stop> {
+    fn poll(&self, st: &mut State, now: Instant) -> Result<bool, Stop> {
         let mut busy = false;
         let paths: Vec<String> = st.files.keys().cloned().collect();
         for path in paths {
-            busy |= self.follow(st, path)?;
+            busy |= self.follow(st, path, now)?;
         }
         busy |= self.discover(st)?;
         st.expanded = true;
@@ -139,64 +158,50 @@ impl HostFiles {
     }
 
     /// Reads what `path`'s file gained; handles truncation, rotation and deletion.
-    fn follow(&self, st: &mut State, path: String) -> Result<bool, Stop> {
+    fn follow(&self, st: &mut State, path: String, now: Instant) -> Result<bool, Stop> {
         let Some(mut t) = st.files.remove(&path) else {
             return Ok(false);
         };
-        match t.rewind_if_truncated(&mut st.out) {
+        // Looked at before reading: what was written before a rename is then read below.
+        let at_path = match tail::id_at(Path::new(&path)) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                log::debug!("{path}: cannot stat: {e}");
+                None
+            }
+        };
+        let was = st.leaving.remove(&path);
+        let leaving = Leaving::observe(was, t.id(), at_path, now);
+        if was.is_none() && leaving.is_some() {
+            log::info!("{path}: rotated or deleted; reading on until idle for {ROTATE_WAIT:?}");
+        }
+        let before = t.offset();
+        let truncated = match t.rewind_if_truncated(&mut st.out) {
             Ok(true) => {
                 log::info!("{path}: truncated; reading it again from its start");
                 self.metrics.file_rotations.inc();
+                true
             }
-            Ok(false) => {}
-            Err(e) => warn_once(&mut st.warned, &path, format_args!("{path}: {e}")),
-        }
+            Ok(false) => false,
+            Err(e) => {
+                warn_once(&mut st.warned, &path, format_args!("{path}: {e}"));
+                false
+            }
+        };
         let busy = self.drain(st, &mut t, MAX_READ_PER_POLL)?;
-        match t.moved() {
-            Ok(false) => {
-                st.files.insert(path, t);
-                return Ok(busy);
-            }
-            Ok(true) => {}
-            Err(e) => {
-                log::debug!("{path}: cannot stat: {e}");
-                st.files.insert(path, t);
-                return Ok(busy);
-            }
+        let Some(mut l) = leaving else {
+            st.files.insert(path, t);
+            return Ok(busy);
+        };
+        if truncated || t.offset() != before {
+            l.grew(now);
         }
-        // Renamed away or deleted: what the writer wrote before it moved on is in our fd,
-        // and its last text without a newline is a line (the writer will not finish it).
-        self.drain_to_end(st, &mut t)?;
-        t.flush(&mut st.out);
-        self.send(&mut st.out)?;
-        let (path_buf, meta, last) = (t.path().to_path_buf(), t.meta().clone(), t.last_emitted());
-        st.retired.insert(t.id(), t);
-        match File::open(&path_buf) {
-            Ok(file) => {
-                log::info!("{path}: rotated; following the new file from its start");
-                Ok(busy | self.track(st, path, &path_buf, file, Some(meta))?)
-            }
-            Err(e) => {
-                if e.kind() == io::ErrorKind::NotFound {
-                    log::info!("{path}: gone (deleted, or renamed and not created again yet)");
-                } else {
-                    warn_once(
-                        &mut st.warned,
-                        &path,
-                        format_args!("cannot open {path}: {e}"),
-                    );
-                }
-                // Its position is forgotten once its last record is acknowledged (an ack
-                // in flight would write it back); until then a new file there is new anyway.
-                match last {
-                    Some(pos) => {
-                        st.gone.insert(path, pos);
-                    }
-                    None => self.positions.forget_file(&path),
-                }
-                Ok(busy)
-            }
+        if busy || !l.is_over(at_path, now) {
+            st.leaving.insert(path.clone(), l);
+            st.files.insert(path, t);
+            return Ok(busy);
         }
+        self.switch(st, path, t, l.next(), now)
     }
 
     /// Reads `t` until EOF or about `cap` bytes, sending the records of every chunk.
@@ -228,15 +233,6 @@ impl HostFiles {
                 return Ok(true);
             }
         }
-    }
-
-    /// Reads a file the writer left (rotated away) up to the size it has now: a writer
-    /// still appending to it after rotation is not followed forever.
-    fn drain_to_end(&self, st: &mut State, t: &mut Tailed) -> Result<(), Stop> {
-        let left = t
-            .size()
-            .map_or(1, |len| len.saturating_sub(t.offset()).max(1));
-        self.drain(st, t, left).map(|_| ())
     }
 
     /// Counts and queues `out` (blocks while the queue is full).

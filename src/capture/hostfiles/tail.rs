@@ -4,7 +4,7 @@
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::lines::{Line, Splitter};
@@ -26,7 +26,6 @@ pub fn found(m: &Metadata) -> Found {
 /// An open file followed from some offset. Closed by being dropped.
 #[derive(Debug)]
 pub struct Tailed {
-    path: PathBuf,
     meta: Arc<ContainerMeta>,
     file: File,
     id: FileId,
@@ -36,11 +35,10 @@ pub struct Tailed {
 }
 
 impl Tailed {
-    /// Follows `file` (opened at `path`, identity `id`) from `offset`. Its records carry
-    /// `meta`: a rotated file's records keep the path the lines were written to.
+    /// Follows `file` (identity `id`) from `offset`. Its records carry `meta`: a rotated
+    /// file's records keep the path the lines were written to.
     pub fn new(
         mut file: File,
-        path: &Path,
         meta: Arc<ContainerMeta>,
         id: FileId,
         offset: u64,
@@ -48,7 +46,6 @@ impl Tailed {
     ) -> io::Result<Tailed> {
         file.seek(SeekFrom::Start(offset))?;
         Ok(Tailed {
-            path: path.to_path_buf(),
             meta,
             file,
             id,
@@ -63,10 +60,6 @@ impl Tailed {
 
     pub fn meta(&self) -> &Arc<ContainerMeta> {
         &self.meta
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The position of the last record made from this file, if any.
@@ -124,14 +117,14 @@ impl Tailed {
         self.lines.reset(0);
         Ok(true)
     }
+}
 
-    /// Whether the path now names another file, or none (renamed away or deleted).
-    pub fn moved(&self) -> io::Result<bool> {
-        match fs::metadata(&self.path) {
-            Ok(m) => Ok(found(&m).id != self.id),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(e),
-        }
+/// The file `path` names now, by `stat`: `None` when none does (renamed away or deleted).
+pub fn id_at(path: &Path) -> io::Result<Option<FileId>> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(found(&m).id)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The host-files thread's polls against real files in a temporary directory: where files
-//! start, rotation by rename, `copytruncate`, deletion, and resuming from acknowledged
-//! positions across "runs" (a fresh `HostFiles` over the same positions).
+//! start, rotation by rename (with the rotate wait, on a clock of the test's own),
+//! `copytruncate`, deletion, and resuming from acknowledged positions across "runs" (a
+//! fresh `HostFiles` over the same positions).
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +13,13 @@ use super::*;
 use crate::capture::timestamp::Timestamp;
 use crate::sink::queue::{bounded, Consumer};
 
-/// One "run": the thread's settings and state, polled by hand, and the queue's far end.
+/// One "run": the thread's settings and state, polled by hand at `now`, and the queue's
+/// far end.
 struct Run {
     hf: HostFiles,
     st: State,
     rx: Consumer,
+    now: Instant,
 }
 
 impl Run {
@@ -41,12 +44,19 @@ impl Run {
             hf,
             st: State::new(),
             rx,
+            now: Instant::now(),
         }
+    }
+
+    /// Moves the run's clock on.
+    fn later(&mut self, by: Duration) -> &mut Run {
+        self.now += by;
+        self
     }
 
     /// One poll; returns the records it queued.
     fn poll(&mut self) -> Vec<Record> {
-        self.hf.poll(&mut self.st).unwrap();
+        self.hf.poll(&mut self.st, self.now).unwrap();
         self.rx.take_batch(usize::MAX, usize::MAX, Instant::now())
     }
 
@@ -63,12 +73,16 @@ fn messages(records: &[Record]) -> Vec<String> {
 }
 
 fn append(path: &Path, bytes: &str) {
-    let mut f = OpenOptions::new()
+    writer(path).write_all(bytes.as_bytes()).unwrap();
+}
+
+/// A writer's fd on `path`, which it keeps after a rename.
+fn writer(path: &Path) -> File {
+    OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .unwrap();
-    f.write_all(bytes.as_bytes()).unwrap();
+        .unwrap()
 }
 
 fn positions() -> Arc<Positions> {
@@ -159,15 +173,98 @@ fn rename_rotation_reads_every_line_once_in_order() {
     fs::rename(&a, with_suffix(&a, ".1")).unwrap();
     append(&a, "4\n5\n");
     got.extend(run.poll_ack());
+    assert_eq!(got, ["1", "2", "3"], "the old file is waited on");
+    assert_eq!(run.st.files.len(), 1, "a.log.1 is not followed twice");
     append(&a, "6\n");
-    got.extend(run.poll_ack());
+    got.extend(run.later(ROTATE_WAIT).poll_ack());
     assert_eq!(got, ["1", "2", "3", "last, no newline", "4", "5", "6"]);
     assert_eq!(run.st.files.len(), 2, "a.log and a.log.1");
+    assert_eq!(run.hf.metrics.file_rotations.get(), 1);
     // A second rotation: .1 is replaced; what a.log had is read before.
     append(&a, "7\n");
     fs::rename(&a, with_suffix(&a, ".1")).unwrap();
     append(&a, "8\n");
-    assert_eq!(run.poll_ack(), ["7", "8"]);
+    let mut got = run.poll_ack();
+    got.extend(run.later(ROTATE_WAIT).poll_ack());
+    assert_eq!(got, ["7", "8"]);
+}
+
+#[test]
+fn lines_appended_to_the_renamed_file_until_the_writer_reopens_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let key = a.to_str().unwrap().to_string();
+    let mut run = Run::new(dir.path(), false, &positions());
+    let mut old = writer(&a);
+    old.write_all(b"old 1\n").unwrap();
+    assert_eq!(run.poll_ack(), ["old 1"]);
+    // logrotate `create`: rename, create; the writer reopens only later (`postrotate`).
+    old.write_all(b"old 2\n").unwrap();
+    fs::rename(&a, with_suffix(&a, ".1")).unwrap();
+    append(&a, "new 1\n");
+    assert_eq!(run.poll_ack(), ["old 2"], "rotation noticed");
+    old.write_all(b"old 3\nold 4 pending").unwrap();
+    assert_eq!(run.later(ROTATE_WAIT / 2).poll_ack(), ["old 3"]);
+    let pos = run.hf.positions.get_file(&key).unwrap();
+    assert_eq!(
+        pos.offset, 18,
+        "still in the old file: a restart finishes a.log.1"
+    );
+    // Idle for less than ROTATE_WAIT since it last grew: still waited on.
+    assert!(run.later(ROTATE_WAIT / 2).poll().is_empty());
+    drop(old);
+    append(&a, "new 2\n");
+    let mut got = run.later(ROTATE_WAIT / 2).poll_ack();
+    assert_eq!(got, ["old 4 pending", "new 1", "new 2"]);
+    got = run.poll_ack();
+    assert!(got.is_empty(), "{got:?}");
+    let new = run.hf.positions.get_file(&key).unwrap();
+    assert!(!new.same_file(&pos));
+    assert_eq!(new.offset, 12);
+}
+
+#[test]
+fn a_rotation_during_the_wait_reads_the_file_in_between_from_dot_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let dot1 = with_suffix(&a, ".1");
+    let mut run = Run::new(dir.path(), false, &positions());
+    append(&a, "1\n");
+    assert_eq!(run.poll_ack(), ["1"]);
+    let mut old = writer(&a);
+    fs::rename(&a, &dot1).unwrap();
+    append(&a, "2\n");
+    assert!(run.poll_ack().is_empty(), "waiting on the old file");
+    old.write_all(b"1b\n").unwrap();
+    // Rotated again before the wait ended: the file with "2" is now a.log.1.
+    fs::rename(&a, &dot1).unwrap();
+    append(&a, "3\n");
+    let mut got = run.later(ROTATE_WAIT / 4).poll_ack();
+    got.extend(run.later(ROTATE_WAIT).poll_ack());
+    assert_eq!(got, ["1b", "2", "3"]);
+    assert_eq!(run.hf.metrics.file_rotations.get(), 2);
+}
+
+#[test]
+fn shutdown_during_the_wait_stops_without_flushing_the_pending_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let pos = positions();
+    let mut run = Run::new(dir.path(), false, &pos);
+    append(&a, "1\n");
+    assert_eq!(run.poll_ack(), ["1"]);
+    append(&a, "2 pending");
+    fs::rename(&a, with_suffix(&a, ".1")).unwrap();
+    append(&a, "3\n");
+    assert!(run.poll_ack().is_empty());
+    run.hf.shutdown.trigger();
+    let now = run.now + ROTATE_WAIT;
+    assert_eq!(run.hf.poll(&mut run.st, now), Err(Stop::Shutdown));
+    assert!(run.rx.take_batch(9, 9, now).is_empty());
+    drop(run);
+    // The next run finishes a.log.1 first.
+    let mut run = Run::new(dir.path(), false, &pos);
+    assert_eq!(run.poll_ack(), ["2 pending", "3"]);
 }
 
 #[test]
@@ -195,16 +292,22 @@ fn deletion_stops_following_and_forgets_the_position_once_acknowledged() {
     let a = dir.path().join("a.log");
     let key = a.to_str().unwrap().to_string();
     let mut run = Run::new(dir.path(), false, &positions());
-    append(&a, "1\n");
+    let mut f = writer(&a);
+    f.write_all(b"1\n").unwrap();
     assert_eq!(run.poll_ack(), ["1"]);
-    append(&a, "2\n");
+    f.write_all(b"2\n").unwrap();
     fs::remove_file(&a).unwrap();
-    let in_flight = run.poll();
-    assert_eq!(messages(&in_flight), ["2"]);
+    assert_eq!(run.poll_ack(), ["2"]);
+    // Its writer may still write to it for a while.
+    f.write_all(b"3\n").unwrap();
+    drop(f);
+    let in_flight = run.later(ROTATE_WAIT / 2).poll();
+    assert_eq!(messages(&in_flight), ["3"]);
+    assert!(run.later(ROTATE_WAIT).poll().is_empty());
     assert!(run.st.files.is_empty());
     assert!(
         run.hf.positions.get_file(&key).is_some(),
-        "kept: '2' is not acked yet"
+        "kept: '3' is not acked yet"
     );
     run.hf.positions.ack(&in_flight);
     run.poll();
