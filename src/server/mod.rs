@@ -11,7 +11,7 @@
 //! `unblock()` stops it: the accept loop is woken by a connection to itself, the queue is
 //! closed, and `serve` returns once the workers are joined.
 
-mod request;
+pub mod request;
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
