@@ -7,9 +7,22 @@ use crate::util::{docker, unique, wait_for, Capturer, Container};
 
 #[test]
 fn threads_and_fds_return_to_baseline_after_containers_go_away() {
+    churn_returns_to_baseline("");
+}
+
+/// Files mode holds each container's log file open instead of a socket: let go the same.
+#[test]
+fn files_mode_threads_and_fds_return_to_baseline_after_containers_go_away() {
+    churn_returns_to_baseline("[containers]\nread_from = \"files\"\n");
+}
+
+fn churn_returns_to_baseline(extra_toml: &str) {
     let _daemon = crate::util::shared_daemon();
     let prefix = unique("leak");
-    let cap = Capturer::start(&format!("{prefix}-*"), "[docker]\nidle_timeout = \"1s\"\n");
+    let cap = Capturer::start(
+        &format!("{prefix}-*"),
+        &format!("[docker]\nidle_timeout = \"1s\"\n{extra_toml}"),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (base_threads, base_fds) = (cap.threads(), cap.fds());
 
