@@ -6,7 +6,7 @@
 # churn container is gone, computes the Docker connection reuse ratio, and checks that
 # every line arrived exactly once.
 #
-#   scripts/soak.sh [--minutes N] [--churn-per-minute K] [--json FILE]
+#   scripts/soak.sh [--minutes N] [--churn-per-minute K] [--read-from api|files] [--json FILE]
 #
 # PASS needs: the capturer's FD and thread slopes <= 0.1/min (sampled at quiet moments,
 # counted without the sockets and threads active streams legitimately hold; dockerd's
@@ -19,13 +19,15 @@ cd "$(dirname "$0")/.."
 
 MINUTES=2
 CHURN=120
+READ_FROM=api
 JSON=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) MINUTES="$2"; shift 2 ;;
         --churn-per-minute) CHURN="$2"; shift 2 ;;
+        --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--minutes N] [--churn-per-minute K] [--json FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--minutes N] [--churn-per-minute K] [--read-from api|files] [--json FILE]" >&2; exit 2 ;;
     esac
 done
 
@@ -74,6 +76,7 @@ cat > "$WORK/config.toml" <<TOML
 idle_timeout = "10s"
 [containers]
 include_names = ["$PREFIX-*"]
+read_from = "$READ_FROM"
 [positions]
 path = "$WORK/positions.json"
 [server]

@@ -74,7 +74,7 @@ fn taken_listen_address_is_fatal_exit_1() {
     .unwrap();
     let out = capturer(&["--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen = \"127.0.0.1:"));
 }
 
 #[test]

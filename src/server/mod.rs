@@ -51,11 +51,9 @@ pub struct Server {
 
 /// Binds `listen` ("ip:port").
 pub fn bind(listen: &str) -> Result<Server, String> {
-    let listener =
-        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let err = |e: io::Error| format!("server.listen = {listen:?}: cannot listen on it: {e}");
+    let listener = TcpListener::bind(listen).map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?;
     Ok(Server {
         listener,
         addr,
