@@ -215,7 +215,10 @@ checks = [
     ("capturer FDs end - baseline", final[1] - base[1], final[1] - base[1] <= 2),
     ("capturer threads end - baseline", final[2] - base[2], final[2] - base[2] <= 2),
     ("dockerd FDs end - baseline", final[3] - base[3], final[3] - base[3] <= 2),
-    ("reuse ratio of request/response calls", reuse, reuse >= 0.99),
+    # Judged only over enough calls: files mode makes a handful in a whole run (version,
+    # the container list), each on the first connection of an idle pool.
+    ("reuse ratio of request/response calls" + ("" if rr_requests >= 20 else
+     f" (not judged: {int(rr_requests)} calls)"), reuse, rr_requests < 20 or reuse >= 0.99),
     ("lines lost", lost, lost == 0),
     ("lines duplicated", dup, dup == 0),
     ("unexpected lines", extra, extra == 0),
