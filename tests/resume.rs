@@ -371,6 +371,16 @@ fn is_zombie(pid: &str) -> bool {
 
 #[test]
 fn initial_applies_to_containers_running_before_the_first_run() {
+    initial_applies("");
+}
+
+#[test]
+fn initial_applies_in_files_mode_too() {
+    initial_applies("read_from = \"files\"\n");
+}
+
+/// `containers_toml`: more keys of `[containers]`.
+fn initial_applies(containers_toml: &str) {
     let _daemon = shared_daemon();
     let prefix = unique("initial");
     let script = "for i in $(seq 1 100); do echo \"n $i\"; done; sleep 1000";
@@ -382,7 +392,7 @@ fn initial_applies_to_containers_running_before_the_first_run() {
     );
     let tail = Capturer::start(
         &format!("{prefix}-*"),
-        "[containers]\ninitial = \"tail:5\"\n",
+        &format!("[containers]\ninitial = \"tail:5\"\n{containers_toml}"),
     );
     let recs = tail.wait_records(&c.name, 5, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
@@ -399,11 +409,14 @@ fn initial_applies_to_containers_running_before_the_first_run() {
 
     let beginning = Capturer::start(
         &format!("{prefix}-*"),
-        "[containers]\ninitial = \"beginning\"\n",
+        &format!("[containers]\ninitial = \"beginning\"\n{containers_toml}"),
     );
     beginning.wait_records(&c.name, 100, Duration::from_secs(30));
 
-    let now = Capturer::start(&format!("{prefix}-*"), "");
+    let now = Capturer::start(
+        &format!("{prefix}-*"),
+        &format!("[containers]\n{containers_toml}"),
+    );
     std::thread::sleep(Duration::from_millis(1000));
     assert!(
         now.records_of(&c.name).is_empty(),
