@@ -135,7 +135,7 @@ fn feed(line: &mut Vec<u8>, data: &[u8], tx: &Sender<SupEvent>, metrics: &Metric
 }
 
 /// Docker container IDs are 64 lowercase hex digits.
-fn is_container_id(id: &str) -> bool {
+pub(crate) fn is_container_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -30,8 +30,16 @@ pub struct OpenedLog {
     pub current: LogFile,
 }
 
-/// Opens a container's current json-file log, if it has one we can read.
+/// Opens a container's current json-file log, if it has one we can read. The path is
+/// built from the ID, so anything but a Docker ID (64 hex digits) is refused: no `..`
+/// can lead it out of `<docker_root>/containers`.
 pub fn open_log(root: &std::path::Path, id: &str) -> std::io::Result<OpenedLog> {
+    if !super::events::is_container_id(id) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{id:?} is not a container ID"),
+        ));
+    }
     let paths = LogPaths::new(root, id);
     let current = LogFile::open(paths.current())?;
     Ok(OpenedLog { paths, current })
@@ -430,5 +438,22 @@ fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
             return Ok(n);
         }
         n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_container_ids_make_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["../../etc/passwd", "", "abc", &"g".repeat(64)] {
+            let e = open_log(dir.path(), id).err().unwrap();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{id}");
+        }
+        let id = "0a".repeat(32);
+        let e = open_log(dir.path(), &id).err().unwrap();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     }
 }
