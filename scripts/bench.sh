@@ -2,9 +2,10 @@
 # Benchmarks of log-capturer against the raw Docker daemon stream, measured in one run
 # on this machine (absolute times drift on shared machines; compare the ratios).
 #
-#   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--json FILE]
+#   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files]
+#                    [--json FILE]
 #
-# Scenarios:
+# Scenarios (1 runs both read_from modes; --read-from sets the mode of 2 to 4):
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
 #      the logs endpoint and `cat` of its json file vs the capturer (release build, file
 #      sink) reading the same container from its beginning, through the API
@@ -26,14 +27,16 @@ MANY=50
 IDLE=200
 STARTS=100
 JSON=""
+READ_FROM=api
 while [ $# -gt 0 ]; do
     case "$1" in
         --lines) LINES="$2"; shift 2 ;;
         --many) MANY="$2"; shift 2 ;;
         --idle) IDLE="$2"; shift 2 ;;
         --starts) STARTS="$2"; shift 2 ;;
+        --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--json FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE]" >&2; exit 2 ;;
     esac
 done
 RESULTS=()
@@ -103,6 +106,7 @@ if [ -z "$BIN" ]; then
     BIN=target/release/log-capturer
 fi
 
+echo "== scenarios 2-4 with read_from = $READ_FROM"
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), docker API $API, storage $(docker info --format '{{.Driver}}' 2>/dev/null)"
 
 echo "== scenario 1: one container holding $LINES lines"
@@ -157,7 +161,7 @@ printf 'ratio api-mode/raw time: %.2fx   files-mode speed-up over api mode: %.2f
 result one_container "{\"lines\": $LINES, \"raw_s\": $RAW_S, \"raw_dockerd_cpu_s\": $RAW_DCPU, \"cat_s\": $CAT_S, \"capturer_s\": $API_S, \"ratio\": $(echo "$API_S / $RAW_S" | bc -l), \"cpu_s\": $API_CPU, \"dockerd_cpu_s\": $API_DCPU, \"peak_rss_kib\": $API_HWM, \"records\": $API_LINES, \"files_s\": $FILES_S, \"files_cpu_s\": $FILES_CPU, \"files_dockerd_cpu_s\": $FILES_DCPU, \"files_peak_rss_kib\": $FILES_HWM, \"files_records\": $FILES_LINES, \"files_speedup\": $(echo "$API_S / $FILES_S" | bc -l)}"
 
 echo "== scenario 2: $MANY containers x 20000 lines at once"
-start_capturer "$PREFIX-many-*" now
+start_capturer "$PREFIX-many-*" now "$READ_FROM"
 t0=$(now)
 pids=()
 for i in $(seq 1 "$MANY"); do
@@ -191,7 +195,7 @@ printf 'capturer CPU: %s s   peak RSS: %.1f MiB (the live figure includes starti
 result many_containers "{\"containers\": $MANY, \"lines\": $TOTAL, \"raw_s\": $MANY_RAW_S, \"capturer_s\": $MANY_CAP_S, \"cpu_s\": $MANY_CPU, \"peak_rss_kib\": $MANY_HWM}"
 
 echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
-start_capturer "$PREFIX-lat-*" now
+start_capturer "$PREFIX-lat-*" now "$READ_FROM"
 LAT=$(python3 - "$WORK/out.jsonl" "$STARTS" "$PREFIX" "$IMAGE" <<'PY'
 import json, subprocess, sys, time, datetime
 path, starts, prefix, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -229,7 +233,7 @@ printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen)\n' "$P50" "$P9
 result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99}"
 
 echo "== scenario 4: idle followed containers, then shutdown with $IDLE streams"
-start_capturer "$PREFIX-idle-*" now
+start_capturer "$PREFIX-idle-*" now "$READ_FROM"
 sleep 1
 T0=$(count "$CAP_PID" task); F0=$(count "$CAP_PID" fd); R0=$(rss_kib "$CAP_PID" VmRSS)
 idle_up_to() {
