@@ -263,7 +263,7 @@ printf 'SIGTERM to exit with %s active streams: %.0f ms\n' "$ACTIVE" "$STOP_MS"
 result idle "{\"followed\": [0, $HALF, $IDLE], \"threads\": [$T0, $T1, $T2], \"fds\": [$F0, $F1, $F2], \"rss_kib\": [$R0, $R1, $R2], \"stop_ms\": $STOP_MS, \"active_at_stop\": $ACTIVE}"
 
 if [ -n "$JSON" ]; then
-    { printf '{"commit": "%s", "machine": "%s cores", ' "$(git rev-parse --short HEAD)" "$(nproc)"
+    { printf '{"commit": "%s", "machine": "%s cores", "read_from_2_4": "%s", ' "$(git rev-parse --short HEAD)" "$(nproc)" "$READ_FROM"
       (IFS=,; printf '%s' "${RESULTS[*]}"); printf '}\n'; } |
         sed -E 's/([:,[] *)(-?)\./\1\20./g' > "$JSON"  # bc prints .5 for 0.5
     python3 -m json.tool "$JSON" >/dev/null && echo "== results: $JSON"
