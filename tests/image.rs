@@ -218,9 +218,20 @@ fn image_is_nonroot_static_and_carries_the_container_config() {
 
 #[test]
 fn image_captures_others_exactly_once_never_itself_and_exits_0_on_docker_stop() {
+    image_captures(false);
+}
+
+/// The same, reading the json-file logs from disk as docs/DEPLOY.md says: the root group
+/// added and `/var/lib/docker/containers` mounted read-only. No logs request is sent.
+#[test]
+fn image_in_files_mode_reads_the_logs_from_disk() {
+    image_captures(true);
+}
+
+fn image_captures(files: bool) {
     let _daemon = crate::util::shared_daemon();
     let img = capturer_image();
-    let prefix = unique("image");
+    let prefix = unique(if files { "imagef" } else { "image" });
 
     // The image's own config, restricted to this test's containers. The capturer's name
     // matches the include glob too: only self-exclusion keeps it out.
@@ -234,8 +245,9 @@ fn image_captures_others_exactly_once_never_itself_and_exits_0_on_docker_stop() 
     std::fs::write(
         &config_path,
         format!(
-            "{base}\n[containers]\ninclude_names = [\"{prefix}-*\"]\n\
-             [pipeline]\nbatch_timeout = \"50ms\"\n"
+            "{base}\n[containers]\ninclude_names = [\"{prefix}-*\"]\n{}\
+             [pipeline]\nbatch_timeout = \"50ms\"\n",
+            if files { "read_from = \"files\"\n" } else { "" }
         ),
     )
     .expect("write config");
@@ -252,25 +264,30 @@ fn image_captures_others_exactly_once_never_itself_and_exits_0_on_docker_stop() 
     // an unwritable positions file would be fatal at start. Hardened as docs/DEPLOY.md
     // and deploy/compose run it: read-only root, no capabilities, the host's UTS
     // namespace (records carry the host's name).
-    let cap = Detached::run(
-        &format!("{prefix}-capturer"),
-        &[
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges:true",
-            "--uts",
-            "host",
+    let mut args = vec![
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges:true",
+        "--uts",
+        "host",
+        "--group-add",
+        &gid,
+        "-v",
+        &socket_mount,
+        "-v",
+        &config_mount,
+    ];
+    if files {
+        args.extend([
             "--group-add",
-            &gid,
+            "0",
             "-v",
-            &socket_mount,
-            "-v",
-            &config_mount,
-        ],
-        &img,
-    );
+            "/var/lib/docker/containers:/var/lib/docker/containers:ro",
+        ]);
+    }
+    let cap = Detached::run(&format!("{prefix}-capturer"), &args, &img);
     wait_for(WAIT, "the capturer container's /health ok", || {
         cap.assert_running();
         let body = http_get_in(&cap.id, "/health")?;
@@ -358,6 +375,15 @@ fn image_captures_others_exactly_once_never_itself_and_exits_0_on_docker_stop() 
     );
     let streams = http_get_in(&cap.id, "/streams").expect("/streams");
     assert!(!streams.contains(&cap.id), "own stream listed: {streams}");
+    let logs_requests = metrics
+        .lines()
+        .find(|l| l.starts_with("log_capturer_docker_http_requests_total{endpoint=\"logs\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    if files {
+        assert_eq!(logs_requests, Some(0.0), "files mode sent a logs request");
+    } else {
+        assert!(logs_requests >= Some(1.0));
+    }
 
     // docker stop: SIGTERM to PID 1, SIGKILL after 10 s. A clean, prompt exit is code 0
     // well within 5 s (137 would mean it was killed).
@@ -374,9 +400,15 @@ fn image_captures_others_exactly_once_never_itself_and_exits_0_on_docker_stop() 
     let positions = read_file(&cap.id, &format!("{DATA_DIR}/positions.json"))
         .expect("positions.json in the data volume");
     let positions: Value = serde_json::from_str(&positions).expect("positions JSON");
+    let position = &positions["containers"][&producer.id];
     assert!(
-        positions["containers"].get(&producer.id).is_some(),
+        position.is_object(),
         "producer's position persisted: {positions}"
+    );
+    assert_eq!(
+        position.get("file").is_some(),
+        files,
+        "a file offset exactly in files mode: {positions}"
     );
     assert_eq!(records(&cap.id).len(), 201, "nothing more written at stop");
 }
