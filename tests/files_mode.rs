@@ -210,3 +210,53 @@ fn files_mode_with_an_unreadable_docker_root_is_a_clear_fatal_error() {
     assert!(log.contains("/nonexistent/docker/containers"), "{log}");
     assert!(log.contains("auto"), "suggests auto: {log}");
 }
+
+/// The position's file was rotated out of existence while the capturer was down (Docker
+/// keeps `max-file` files): reading resumes by time from the oldest file left, like the
+/// API would. Lines Docker deleted are gone for everyone; every line still on disk
+/// arrives exactly once, and none twice.
+#[test]
+fn a_position_whose_file_was_rotated_out_resumes_by_time() {
+    let _daemon = shared_daemon();
+    let name = unique("rotout");
+    let mut cap = Capturer::start(&name, FILES);
+    let script = "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo \"n $i\"; done; sleep 5; \
+                  while [ $i -lt 5000 ]; do i=$((i+1)); echo \"n $i\"; done; sleep 1000";
+    let c = Container::run(
+        &name,
+        &["--log-opt", "max-size=10k", "--log-opt", "max-file=2"],
+        script,
+    );
+    cap.wait_records(&name, 200, WAIT);
+    let (status, _) = cap.terminate(Duration::from_secs(10));
+    assert!(status.success());
+    let on_disk = wait_for(WAIT, "all 5000 lines written", || {
+        let logs = crate::util::docker(&["logs", &c.id]);
+        logs.contains("n 5000\n").then_some(logs)
+    });
+    let kept: Vec<String> = on_disk.lines().map(str::to_owned).collect();
+    assert!(
+        !kept.contains(&"n 201".to_owned()),
+        "the test needs line 201 rotated out"
+    );
+    cap.restart();
+    let mut want: Vec<String> = (1..=200).map(|i| format!("n {i}")).collect();
+    want.extend(
+        kept.iter()
+            .filter(|l| !want.contains(l))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let got = wait_for(WAIT, "every line still on disk", || {
+        let got: Vec<String> = cap
+            .records_of(&name)
+            .iter()
+            .map(|r| r["message"].as_str().unwrap_or("").to_owned())
+            .collect();
+        (got.len() >= want.len()).then_some(got)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cap.records_of(&name).len(), got.len(), "nothing more came");
+    assert_eq!(got, want, "lines 1-200, then exactly the lines Docker kept");
+    assert!(cap.log().contains("resuming by time"), "{}", cap.log());
+}
