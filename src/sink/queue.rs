@@ -18,6 +18,8 @@ struct Inner {
     consumer_gone: bool,
     /// The consumer sleeps until `items.len() >= want` (0 = not sleeping).
     want: usize,
+    /// When the last batch was taken: a batch soon after it lingers for more.
+    last_cut: Option<Instant>,
 }
 
 struct Shared {
@@ -29,6 +31,9 @@ struct Shared {
 
 /// How long the consumer waits for the next record before cutting a batch early.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+/// A record that comes this long after the last batch found the pipeline quiet: it goes out
+/// at once instead of lingering (the first line of a new container, a sporadic line).
+const QUIET: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Creates a queue holding at most `capacity` records.
 pub fn bounded(capacity: usize) -> (Producer, Consumer) {
@@ -38,6 +43,7 @@ pub fn bounded(capacity: usize) -> (Producer, Consumer) {
             producers: 1,
             consumer_gone: false,
             want: 0,
+            last_cut: None,
         }),
         capacity: capacity.max(1),
         not_empty: Condvar::new(),
@@ -142,11 +148,13 @@ impl Consumer {
     ///
     /// It waits for more only while more keep coming: when nothing arrived for `LINGER`,
     /// the batch is cut at once, so a quiet container's line is not held back for the
-    /// whole `batch_timeout`, while a busy stream still fills large batches.
+    /// whole `batch_timeout`, while a busy stream still fills large batches. When the
+    /// pipeline was quiet (no batch for `QUIET`), it does not wait at all.
     pub fn take_batch(&self, max_records: usize, max_bytes: usize, cut_at: Instant) -> Vec<Record> {
         let mut inner = self.0.inner.lock();
         let mut seen = inner.items.len();
-        while inner.items.len() < max_records && inner.producers > 0 {
+        let linger = seen == 0 || inner.last_cut.is_some_and(|t| t.elapsed() < QUIET);
+        while linger && inner.items.len() < max_records && inner.producers > 0 {
             inner.want = max_records.min(self.0.capacity);
             let until = cut_at.min(Instant::now() + LINGER);
             let timed_out = self.0.not_empty.wait_until(&mut inner, until).timed_out();
@@ -172,6 +180,7 @@ impl Consumer {
                 None => break,
             }
         }
+        inner.last_cut = Some(Instant::now());
         drop(inner);
         self.0.not_full.notify_all();
         out
@@ -227,24 +236,58 @@ mod tests {
             "nothing more came: cut early"
         );
 
-        let busy = std::thread::spawn(move || {
-            for _ in 0..200 {
-                tx.send_all(&mut records(1)).unwrap();
-                std::thread::sleep(Duration::from_micros(500));
+        // A stream of records (one every 0.5 ms) keeps the batch filling until the deadline.
+        // Timing on a shared machine: a producer descheduled for over LINGER cuts a batch
+        // early, so it gets three tries; a queue that never lingers fails all three.
+        let mut tries = Vec::new();
+        for _ in 0..3 {
+            let tx = tx.clone();
+            let busy = std::thread::spawn(move || {
+                for _ in 0..200 {
+                    tx.send_all(&mut records(1)).unwrap();
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            });
+            // As the dispatcher does: wait for the first record, then take a batch.
+            assert_eq!(
+                rx.wait_nonempty(Instant::now() + Duration::from_secs(5)),
+                Ok(true)
+            );
+            let started = Instant::now();
+            let batch = rx.take_batch(
+                usize::MAX,
+                usize::MAX,
+                Instant::now() + Duration::from_millis(50),
+            );
+            let took = started.elapsed();
+            busy.join().unwrap();
+            while !rx
+                .take_batch(usize::MAX, usize::MAX, Instant::now())
+                .is_empty()
+            {}
+            tries.push((batch.len(), took));
+            if batch.len() > 10 && took >= Duration::from_millis(40) {
+                return;
             }
-        });
+        }
+        panic!("never kept filling while records came: {tries:?}");
+    }
+
+    #[test]
+    fn a_record_after_a_quiet_spell_goes_out_at_once() {
+        let (tx, rx) = bounded(100);
+        tx.send_all(&mut records(1)).unwrap();
+        let far = Instant::now() + Duration::from_secs(5);
+        assert_eq!(rx.take_batch(10, usize::MAX, far).len(), 1);
+        std::thread::sleep(QUIET + Duration::from_millis(10));
+        tx.send_all(&mut records(1)).unwrap();
         let started = Instant::now();
-        let batch = rx.take_batch(
-            usize::MAX,
-            usize::MAX,
-            Instant::now() + Duration::from_millis(50),
-        );
-        assert!(batch.len() > 10, "{} records", batch.len());
+        assert_eq!(rx.take_batch(10, usize::MAX, far).len(), 1);
         assert!(
-            started.elapsed() >= Duration::from_millis(40),
-            "kept filling while records came"
+            started.elapsed() < LINGER,
+            "no linger after a quiet spell: {:?}",
+            started.elapsed()
         );
-        busy.join().unwrap();
     }
 
     #[test]
