@@ -247,14 +247,27 @@ fn a_position_whose_file_was_rotated_out_resumes_by_time() {
             .cloned()
             .collect::<Vec<_>>(),
     );
-    let got = wait_for(WAIT, "every line still on disk", || {
+    let deadline = std::time::Instant::now() + WAIT;
+    let got = loop {
         let got: Vec<String> = cap
             .records_of(&name)
             .iter()
             .map(|r| r["message"].as_str().unwrap_or("").to_owned())
             .collect();
-        (got.len() >= want.len()).then_some(got)
-    });
+        if got.len() >= want.len() {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} lines; first after the 200: {:?}, wanted {:?}; log:\n{}",
+            got.len(),
+            want.len(),
+            got.get(200),
+            want.get(200),
+            cap.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(cap.records_of(&name).len(), got.len(), "nothing more came");
     assert_eq!(got, want, "lines 1-200, then exactly the lines Docker kept");

@@ -94,6 +94,20 @@ impl Follower {
             }
             // Observed before reading: once the container exited, its log is complete.
             let exited = self.exited.load(Ordering::SeqCst);
+            if idle > POLL_MIN && unchanged(&paths, &file) {
+                // Idle: the live file has no byte we have not read. One stat per poll.
+                if exited {
+                    break match self.emit_flush(&mut dec) {
+                        Ok(()) => EndReason::Eof,
+                        Err(()) => EndReason::QueueClosed,
+                    };
+                }
+                if self.shutdown.wait_timeout(idle) {
+                    break EndReason::Stopped;
+                }
+                idle = (idle * 2).min(POLL_MAX);
+                continue;
+            }
             match self.read_available(&mut file, &mut dec, &mut filters) {
                 Ok(0) => {}
                 Ok(_) => {
@@ -204,16 +218,19 @@ impl Follower {
         match self.start {
             StartFrom::After(p) => {
                 if let Some(fp) = p.file {
-                    if let Some(mut f) = open_at(&paths, current, fp)? {
-                        f.seek(fp.offset)?;
-                        dec.continue_from_resume();
-                        return Ok((f, filters));
+                    match open_at(&paths, current, fp)? {
+                        Some(mut f) if position_holds(&f, fp.offset, p.time) => {
+                            f.seek(fp.offset)?;
+                            dec.continue_from_resume();
+                            return Ok((f, filters));
+                        }
+                        // The file was deleted (rotated out) and its inode number maybe
+                        // given to a newer file: resume by time, like the API.
+                        _ => log::warn!(
+                            "follower {}: the log file of its position is gone; resuming by time",
+                            self.short()
+                        ),
                     }
-                    // The file is gone (rotated out): resume by time, like the API.
-                    log::warn!(
-                        "follower {}: the log file of its position is gone; resuming by time",
-                        self.short()
-                    );
                     current = LogFile::open(paths.current())?;
                 }
                 filters.since = Some(p.time);
@@ -376,9 +393,26 @@ enum ReadEnd {
     Io(std::io::Error),
 }
 
+/// Whether the current log is still `file` and holds nothing past what was read from it.
+fn unchanged(paths: &LogPaths, file: &LogFile) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(paths.current())
+        .is_ok_and(|m| m.dev() == file.dev && m.ino() == file.ino && m.len() == file.read_offset())
+}
+
 fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether a saved offset still points into the file it was taken in: just past a line
+/// stamped no later than the position (a newer file that got the deleted file's inode
+/// number holds only later lines). An offset of 0 proves nothing: resume by time then.
+fn position_holds(f: &LogFile, offset: u64, time: Timestamp) -> bool {
+    match f.line_ending_at(offset) {
+        Ok(Some(line)) => parse_entry(&line).is_ok_and(|e| e.time <= time),
+        Ok(None) | Err(_) => false,
+    }
 }
 
 /// Opens `m`, the file after `from`; the chain moving under us means look again.

@@ -159,6 +159,34 @@ impl LogFile {
         }
     }
 
+    /// Where the next read starts: past the whole lines handed out and the bytes of an
+    /// unfinished one held back.
+    pub fn read_offset(&self) -> u64 {
+        self.offset + self.buf.len() as u64
+    }
+
+    /// The line that ends just before `offset` (without its `\n`): `None` when `offset`
+    /// is not just past a `\n` of this file (or past a line longer than `MAX_JSON_LINE`).
+    /// Used to check that a saved position still points into the file it was taken in:
+    /// inode numbers are reused once a rotated-out file is deleted.
+    pub fn line_ending_at(&self, offset: u64) -> io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        if offset == 0 || offset > self.size()? {
+            return Ok(None);
+        }
+        let from = offset.saturating_sub(MAX_JSON_LINE as u64 + 1);
+        let mut buf = vec![0u8; (offset - from) as usize];
+        self.file.read_exact_at(&mut buf, from)?;
+        if buf.pop() != Some(b'\n') {
+            return Ok(None);
+        }
+        match buf.iter().rposition(|&b| b == b'\n') {
+            Some(nl) => Ok(Some(buf.split_off(nl + 1))),
+            None if from == 0 => Ok(Some(buf)),
+            None => Ok(None),
+        }
+    }
+
     /// The file's size now.
     pub fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
@@ -255,6 +283,11 @@ mod tests {
         let (lines, _) = collect(&mut f);
         assert_eq!(lines, vec![("one".into(), 0, 4), ("two".into(), 4, 8)]);
         assert_eq!(f.position().offset, 8);
+        assert_eq!(
+            f.read_offset(),
+            11,
+            "the torn tail was read, not handed out"
+        );
         fs::OpenOptions::new()
             .append(true)
             .open(&p)
@@ -263,6 +296,15 @@ mod tests {
             .unwrap();
         let (lines, _) = collect(&mut f);
         assert_eq!(lines, vec![("three".into(), 8, 14)]);
+        assert_eq!(f.line_ending_at(8).unwrap(), Some(b"two".to_vec()));
+        assert_eq!(f.line_ending_at(4).unwrap(), Some(b"one".to_vec()));
+        assert_eq!(
+            f.line_ending_at(5).unwrap(),
+            None,
+            "not just past a newline"
+        );
+        assert_eq!(f.line_ending_at(0).unwrap(), None);
+        assert_eq!(f.line_ending_at(99).unwrap(), None, "past the end");
         f.seek(4).unwrap();
         let (lines, _) = collect(&mut f);
         assert_eq!(lines.len(), 2);
