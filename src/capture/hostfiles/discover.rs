@@ -117,7 +117,18 @@ impl HostFiles {
             _ => None,
         };
         let at_end = self.first_run && !st.expanded;
-        let start = start::decide(saved, found, old.as_ref().map(|o| o.0), at_end);
+        let mut start = start::decide(saved, found, old.as_ref().map(|o| o.0), at_end);
+        if let Start::Resume(offset) = start {
+            // A saved offset is just past a newline. If the byte before it is not one, the
+            // inode number now belongs to another file (the old one was deleted).
+            if !after_newline(path, offset) {
+                log::warn!(
+                    "{key}: its position does not fall after a line end: another file got \
+                     the old one's inode number; reading it from its start"
+                );
+                start = Start::Beginning;
+            }
+        }
         match start {
             Start::Resume(_) | Start::Beginning => {}
             Start::End => self.skip_old_content(meta, found),
@@ -191,4 +202,16 @@ impl HostFiles {
             !done
         });
     }
+}
+
+/// Whether `offset` is 0 or just past a `\n` in the file at `path`.
+fn after_newline(path: &Path, offset: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    if offset == 0 {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    File::open(path)
+        .and_then(|f| f.read_exact_at(&mut byte, offset - 1))
+        .is_ok_and(|()| byte[0] == b'\n')
 }

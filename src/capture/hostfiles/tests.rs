@@ -409,3 +409,19 @@ fn shutdown_ends_the_thread_promptly() {
     });
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn a_position_not_after_a_line_end_is_another_file_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.log");
+    let pos = positions();
+    let mut run = Run::new(dir.path(), false, &pos);
+    append(&a, "aaaa\nbbbb\n");
+    assert_eq!(run.poll_ack(), ["aaaa", "bbbb"]);
+    drop(run);
+    // While stopped, the file is replaced by one that has the same inode number (as after
+    // a delete and a create), longer than the saved offset: the offset lands mid-line.
+    fs::write(&a, "cccccccccccc\n").unwrap();
+    let mut run = Run::new(dir.path(), false, &pos);
+    assert_eq!(run.poll_ack(), ["cccccccccccc"]);
+}
