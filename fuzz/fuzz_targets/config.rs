@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(c) = Config::from_toml_str(text, "fuzz.toml") {
         let printed = c.to_toml();
-        assert!(Config::from_toml_str(&printed, "printed.toml").is_ok(), "{printed}");
+        assert!(
+            Config::from_toml_str(&printed, "printed.toml").is_ok(),
+            "{printed}"
+        );
     }
 });

@@ -23,8 +23,19 @@ fuzz_target!(|data: &[u8]| {
             if let Some(t) = quick {
                 assert_eq!(t, e.time, "quick_time disagrees");
             }
-            let at = |offset| FilePos { dev: 1, ino: 1, offset };
-            dec.file_entry(e.stream, e.time, e.log.as_bytes(), at(start), at(offset), &mut sink);
+            let at = |offset| FilePos {
+                dev: 1,
+                ino: 1,
+                offset,
+            };
+            dec.file_entry(
+                e.stream,
+                e.time,
+                e.log.as_bytes(),
+                at(start),
+                at(offset),
+                &mut sink,
+            );
         }
     }
     dec.flush(&mut sink);
