@@ -174,17 +174,21 @@ impl LogFile {
         if offset == 0 || offset > self.size()? {
             return Ok(None);
         }
-        let from = offset.saturating_sub(MAX_JSON_LINE as u64 + 1);
-        let mut buf = vec![0u8; (offset - from) as usize];
-        self.file.read_exact_at(&mut buf, from)?;
-        if buf.pop() != Some(b'\n') {
-            return Ok(None);
+        // Most lines are short: look 64 KiB back first, then as far as a line can be.
+        for window in [CHUNK, MAX_JSON_LINE] {
+            let from = offset.saturating_sub(window as u64 + 1);
+            let mut buf = vec![0u8; (offset - from) as usize];
+            self.file.read_exact_at(&mut buf, from)?;
+            if buf.pop() != Some(b'\n') {
+                return Ok(None);
+            }
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(nl) => return Ok(Some(buf.split_off(nl + 1))),
+                None if from == 0 => return Ok(Some(buf)),
+                None => {}
+            }
         }
-        match buf.iter().rposition(|&b| b == b'\n') {
-            Some(nl) => Ok(Some(buf.split_off(nl + 1))),
-            None if from == 0 => Ok(Some(buf)),
-            None => Ok(None),
-        }
+        Ok(None)
     }
 
     /// The file's size now.
@@ -305,6 +309,14 @@ mod tests {
         );
         assert_eq!(f.line_ending_at(0).unwrap(), None);
         assert_eq!(f.line_ending_at(99).unwrap(), None, "past the end");
+        let long = dir.path().join("long.log");
+        let mut bytes = b"first\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'x', CHUNK * 3));
+        bytes.push(b'\n');
+        fs::write(&long, &bytes).unwrap();
+        let lf = LogFile::open(&long).unwrap();
+        let line = lf.line_ending_at(bytes.len() as u64).unwrap().unwrap();
+        assert_eq!(line.len(), CHUNK * 3, "a line longer than the first window");
         f.seek(4).unwrap();
         let (lines, _) = collect(&mut f);
         assert_eq!(lines.len(), 2);
