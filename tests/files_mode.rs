@@ -273,3 +273,24 @@ fn a_position_whose_file_was_rotated_out_resumes_by_time() {
     assert_eq!(got, want, "lines 1-200, then exactly the lines Docker kept");
     assert!(cap.log().contains("resuming by time"), "{}", cap.log());
 }
+
+/// A container that runs and exits again and again, faster than a follower finishes:
+/// every run's lines once, and no follower is left polling a container that is over.
+#[test]
+fn quick_successive_runs_leave_no_follower_behind() {
+    let _daemon = shared_daemon();
+    let name = unique("quickruns");
+    let cap = Capturer::start(&name, FILES);
+    let c = Container::run(&name, &[], "echo run");
+    c.wait();
+    for _ in 0..4 {
+        crate::util::docker(&["start", &c.id]);
+    }
+    c.wait();
+    let recs = cap.wait_records(&name, 5, WAIT);
+    wait_for(WAIT, "no active stream", || {
+        (cap.metric("log_capturer_active_streams") == 0.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cap.records_of(&name).len(), 5, "{recs:?}");
+}

@@ -348,6 +348,11 @@ impl Follower {
         bad: &mut u64,
         first_bad: &mut Option<String>,
     ) {
+        if filters.drop_first > 0 {
+            // `tail:N` counts lines of the file, whatever their stream.
+            filters.drop_first -= 1;
+            return;
+        }
         if let (Some(since), Some(t)) = (filters.since, quick_time(line)) {
             if t < since {
                 return;
@@ -366,10 +371,6 @@ impl Follower {
             Stream::Stderr => self.stderr,
         };
         if !wanted || filters.since.is_some_and(|s| entry.time < s) {
-            return;
-        }
-        if filters.drop_first > 0 {
-            filters.drop_first -= 1;
             return;
         }
         dec.file_entry(

@@ -98,8 +98,9 @@ pub struct Supervisor {
     completed: HashSet<ContainerId>,
     /// Containers the filters reject, or stopped ones with nothing for us.
     ignored: HashSet<ContainerId>,
-    /// Start events that came while the previous follower was still finishing.
-    restart_wanted: HashMap<ContainerId, Event>,
+    /// Start events that came while the previous follower was still finishing, and
+    /// whether the container died again meanwhile.
+    restart_wanted: HashMap<ContainerId, (Event, bool)>,
     pruned: bool,
     warned_cap: bool,
 }
@@ -175,8 +176,8 @@ impl Supervisor {
             }
             SupEvent::FollowerDone(id) => {
                 self.reap(&id);
-                if let Some(ev) = self.restart_wanted.remove(&id) {
-                    self.started(&ev);
+                if let Some((ev, died)) = self.restart_wanted.remove(&id) {
+                    self.started(&ev, !died);
                 }
             }
             SupEvent::Docker(ev) => self.docker_event(ev),
@@ -190,12 +191,19 @@ impl Supervisor {
             "start" => {
                 self.completed.remove(&id);
                 if self.followers.contains_key(&id) {
-                    self.restart_wanted.insert(id, ev);
+                    self.restart_wanted.insert(id, (ev, false));
                 } else {
-                    self.started(&ev);
+                    self.started(&ev, true);
                 }
             }
-            "die" => self.exited(&id),
+            "die" => {
+                self.exited(&id);
+                // Died again before the previous follower finished: the follower started
+                // for that run must know it is over.
+                if let Some((_, died)) = self.restart_wanted.get_mut(&id) {
+                    *died = true;
+                }
+            }
             "destroy" => {
                 self.exited(&id);
                 self.produced.remove(&id);
@@ -232,7 +240,7 @@ impl Supervisor {
 
     /// A start event: follow at once, with the metadata the event carries (name, image,
     /// labels), so containers that live milliseconds are read before they are removed.
-    fn started(&mut self, ev: &Event) {
+    fn started(&mut self, ev: &Event, running: bool) {
         let attrs = &ev.actor.attributes;
         let mut labels = attrs.clone();
         let name = labels.remove("name").unwrap_or_default();
@@ -250,7 +258,7 @@ impl Supervisor {
             Some(s) => s,
             None => StartFrom::Since(self.settings.first_run_at),
         };
-        self.spawn(found, start, true);
+        self.spawn(found, start, running);
     }
 
     /// Follows every container (running or not) that has something for us.
@@ -271,6 +279,11 @@ impl Supervisor {
                 log::info!("positions: forgot {removed} containers removed while we were down");
             }
         }
+        // Containers removed while the events stream was down: their followers are over.
+        let listed: HashSet<ContainerId> = list.iter().map(|c| ContainerId::new(&c.id)).collect();
+        for id in self.followers.keys().filter(|id| !listed.contains(*id)) {
+            self.exited(id);
+        }
         for c in &list {
             self.listed(c);
         }
@@ -278,7 +291,8 @@ impl Supervisor {
 
     fn listed(&mut self, c: &ContainerSummary) {
         let id = ContainerId::new(&c.id);
-        let running = c.state == "running";
+        // Paused or restarting containers are not over: their log goes on.
+        let running = matches!(c.state.as_str(), "running" | "paused" | "restarting");
         if !running {
             // Its die event may have been missed while the events stream was down.
             self.exited(&id);

@@ -8,13 +8,15 @@
 //! is buffered for them. (tiny_http, used before, spawned a thread per idle connection and
 //! kept them, and aborted the process on a request announcing a huge body.)
 //!
-//! `unblock()` stops it: the accept loop is woken by a connection to itself, the queue is
-//! closed, and `serve` returns once the workers are joined.
+//! `unblock()` stops it: the accept loop (a non-blocking listener polled every 100 ms, so
+//! nothing can keep it from seeing the stop) ends, the queue is closed, and `serve`
+//! returns once the workers are joined; a worker spends at most 1 s reading a request and
+//! 5 s writing its answer, however slowly the client reads.
 
 pub mod request;
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,8 +34,10 @@ const WORKERS: usize = 2;
 const QUEUED: usize = 8;
 /// Time a client has to send its request head.
 const HEAD_DEADLINE: Duration = Duration::from_secs(1);
-/// Time a client has to take the answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to take the whole answer.
+const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// How often the accept loop looks for a connection or the stop.
+const ACCEPT_POLL: Duration = Duration::from_millis(100);
 
 /// What the handlers read.
 pub struct State {
@@ -53,6 +57,7 @@ pub struct Server {
 pub fn bind(listen: &str) -> Result<Server, String> {
     let err = |e: io::Error| format!("server.listen = {listen:?}: cannot listen on it: {e}");
     let listener = TcpListener::bind(listen).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
     let addr = listener.local_addr().map_err(err)?;
     Ok(Server {
         listener,
@@ -67,19 +72,9 @@ impl Server {
         self.addr
     }
 
-    /// Makes `serve` return: wakes the accept loop with a connection to itself.
+    /// Makes `serve` return (within `ACCEPT_POLL`, plus what the workers are finishing).
     pub fn unblock(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        if let Err(e) = TcpStream::connect_timeout(&wake, Duration::from_secs(1)) {
-            log::warn!("server: cannot wake the accept loop: {e}");
-        }
     }
 }
 
@@ -104,13 +99,22 @@ pub fn serve(server: &Server, state: &State) {
         }
         while !server.stop.load(Ordering::SeqCst) {
             match server.listener.accept() {
-                Ok(_) if server.stop.load(Ordering::SeqCst) => break,
-                Ok((conn, _)) => match tx.try_send(conn) {
-                    Ok(()) => {}
-                    // Dropping the connection closes it: too many waiting already.
-                    Err(TrySendError::Full(_)) => log::debug!("server: busy, connection closed"),
-                    Err(TrySendError::Disconnected(_)) => break,
-                },
+                Ok((conn, _)) => {
+                    if let Err(e) = conn.set_nonblocking(false) {
+                        log::debug!("server: {e}");
+                        continue;
+                    }
+                    match tx.try_send(conn) {
+                        Ok(()) => {}
+                        // Dropping the connection closes it: too many waiting already.
+                        Err(TrySendError::Full(_)) => {
+                            log::debug!("server: busy, connection closed")
+                        }
+                        Err(TrySendError::Disconnected(_)) => break,
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and the like: do not spin.
                     log::warn!("server: accept: {e}");
@@ -124,7 +128,6 @@ pub fn serve(server: &Server, state: &State) {
 
 /// Reads one request head within the deadline, answers it, closes the connection.
 fn answer(mut conn: TcpStream, state: &State) -> io::Result<()> {
-    conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let deadline = Instant::now() + HEAD_DEADLINE;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -173,9 +176,29 @@ fn answer(mut conn: TcpStream, state: &State) -> io::Result<()> {
     if !head_only {
         bytes.extend_from_slice(&body);
     }
-    conn.write_all(&bytes)?;
-    conn.flush()?;
+    write_within(&mut conn, &bytes, Instant::now() + WRITE_DEADLINE)?;
     let _ = conn.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// Writes all of `bytes` before `deadline`, however slowly the client reads.
+fn write_within(conn: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "answer not taken in time",
+            ));
+        }
+        conn.set_write_timeout(Some(left))?;
+        match conn.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
