@@ -103,7 +103,7 @@ fn files_mode_writes_the_same_bytes_as_api_mode() {
     assert_eq!(cut["truncated"], true);
 }
 
-/// A container that rotates its log many times (`max-size=100k`, `max-file=3`) while the
+/// A container that rotates its log many times (`max-size=100k`, `max-file=10`) while the
 /// capturer runs, is stopped (SIGTERM), and is killed (SIGKILL): every line once.
 #[test]
 fn rotation_and_restarts_are_exactly_once_in_files_mode() {
@@ -115,11 +115,14 @@ fn rotation_and_restarts_are_exactly_once_in_files_mode() {
         &format!("{FILES}[pipeline]\nbatch_records = {batch}\n"),
     );
     // About 25 bytes of log line and 90 of json-file per line: a rotation every ~1,100
-    // lines, so about 12 of them over the run, two at most while the capturer is down.
+    // lines, so about 12 of them over the run, some while the capturer is down. Ten files
+    // keep about 5 s of output: a restart slowed down by a loaded machine (3 s were seen
+    // in CI) must not let Docker delete a file the position needs (that case, where lines
+    // are gone for every reader, is `a_position_whose_file_was_rotated_out...`).
     let n = 14_000;
     let c = Container::run(
         &name,
-        &["--log-opt", "max-size=100k", "--log-opt", "max-file=3"],
+        &["--log-opt", "max-size=100k", "--log-opt", "max-file=10"],
         &producer(n),
     );
     std::thread::sleep(Duration::from_millis(1500));
