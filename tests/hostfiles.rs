@@ -3,7 +3,6 @@
 //! rotation (also with the writer appending to the renamed file until it reopens),
 //! truncation, a graceful restart (with a rotation while down) and SIGKILL.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::resume::tally;
 use crate::util::{shared_daemon, unique, wait_for, Capturer};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -67,20 +67,6 @@ fn messages(records: &[Value]) -> Vec<String> {
                 .to_string()
         })
         .collect()
-}
-
-/// (lost, duplicated) among "n 1" .. "n N".
-fn tally(records: &[Value], n: usize) -> (Vec<usize>, usize) {
-    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
-    for r in records {
-        let msg = r["message"].as_str().unwrap_or("");
-        if let Some(i) = msg.strip_prefix("n ").and_then(|s| s.parse().ok()) {
-            *seen.entry(i).or_default() += 1;
-        }
-    }
-    let lost = (1..=n).filter(|i| !seen.contains_key(i)).collect();
-    let dup = seen.values().map(|c| c - 1).sum();
-    (lost, dup)
 }
 
 /// Waits until `path` has every line "n 1..N" (then a little longer, for stragglers).

@@ -565,16 +565,9 @@ struct Decoded {
     continues: bool,
 }
 
-/// Decodes `bytes` read `max_read` at a time; EOF and flush at the end.
-fn decode(
-    bytes: &[u8],
-    max_read: usize,
-    resume: Option<Position>,
-    tty: Option<bool>,
-) -> Vec<Decoded> {
-    let mut dec = LogDecoder::new(tty, 1 << 20, resume);
-    let mut out = Vec::new();
-    let mut sink = |o: Output| {
+/// A decoder output sink that keeps the lines.
+fn collect_lines(out: &mut Vec<Decoded>) -> impl FnMut(Output) + '_ {
+    |o: Output| {
         if let Output::Line {
             stream,
             line,
@@ -589,7 +582,19 @@ fn decode(
                 continues,
             });
         }
-    };
+    }
+}
+
+/// Decodes `bytes` read `max_read` at a time; EOF and flush at the end.
+fn decode(
+    bytes: &[u8],
+    max_read: usize,
+    resume: Option<Position>,
+    tty: Option<bool>,
+) -> Vec<Decoded> {
+    let mut dec = LogDecoder::new(tty, 1 << 20, resume);
+    let mut out = Vec::new();
+    let mut sink = collect_lines(&mut out);
     let mut rest = bytes;
     while !rest.is_empty() {
         let spare = dec.buffer().spare();
@@ -601,6 +606,7 @@ fn decode(
     }
     dec.drain(true, &mut sink).unwrap();
     dec.flush(&mut sink);
+    drop(sink);
     out
 }
 
@@ -757,22 +763,7 @@ fn decode_file(bytes: &[u8], from: u64, resume: Option<Position>) -> Vec<Decoded
         dec.continue_from_resume();
     }
     let mut out = Vec::new();
-    let mut sink = |o: Output| {
-        if let Output::Line {
-            stream,
-            line,
-            position,
-            continues,
-        } = o
-        {
-            out.push(Decoded {
-                stream,
-                text: String::from_utf8(line.text).unwrap(),
-                position,
-                continues,
-            });
-        }
-    };
+    let mut sink = collect_lines(&mut out);
     let mut offset = from as usize;
     for line in bytes[offset..].split_inclusive(|&b| b == b'\n') {
         let start = offset as u64;
@@ -788,6 +779,7 @@ fn decode_file(bytes: &[u8], from: u64, resume: Option<Position>) -> Vec<Decoded
         );
     }
     dec.flush(&mut sink);
+    drop(sink);
     out
 }
 

@@ -94,78 +94,68 @@ impl Follower {
             }
             // Observed before reading: once the container exited, its log is complete.
             let exited = self.exited.load(Ordering::SeqCst);
-            if idle > POLL_MIN && unchanged(&paths, &file) {
+            // Settled: the live file is read to its end (nothing newer to move to).
+            let settled = if idle > POLL_MIN && unchanged(&paths, &file) {
                 // Idle: the live file has no byte we have not read. One stat per poll.
-                if exited {
-                    break match self.emit_flush(&mut dec) {
-                        Ok(()) => EndReason::Eof,
-                        Err(()) => EndReason::QueueClosed,
-                    };
-                }
-                if self.shutdown.wait_timeout(idle) {
-                    break EndReason::Stopped;
-                }
-                idle = (idle * 2).min(POLL_MAX);
-                continue;
-            }
-            match self.read_available(&mut file, &mut dec, &mut filters) {
-                Ok(0) => {}
-                Ok(_) => {
-                    idle = POLL_MIN;
-                    continue;
-                }
-                Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
-                Err(ReadEnd::Io(e)) => {
-                    log::warn!(
-                        "follower {}: reading {}: {e}",
-                        self.short(),
-                        file.path.display()
-                    );
-                    break EndReason::Gone;
-                }
-            }
-            match self.next_file(&paths, &file, rotation_retries >= GONE_AFTER) {
-                Next::Open(next) => {
-                    // The old file is complete once renamed; drain it once more, then move.
-                    match self.read_to_end(&mut file, &mut dec, &mut filters) {
-                        Ok(()) => {}
-                        Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
-                        Err(ReadEnd::Io(e)) => log::warn!("follower {}: {e}", self.short()),
+                true
+            } else {
+                match self.read_available(&mut file, &mut dec, &mut filters) {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        idle = POLL_MIN;
+                        continue;
                     }
-                    self.metrics.file_rotations.inc();
-                    log::debug!(
-                        "follower {}: rotated, now reading {}",
-                        self.short(),
-                        next.path.display()
-                    );
-                    file = next;
-                    rotation_retries = 0;
-                    continue;
-                }
-                Next::Retry => rotation_retries += 1,
-                Next::Stay => {
-                    rotation_retries = 0;
-                    if exited {
-                        break match self.emit_flush(&mut dec) {
-                            Ok(()) => EndReason::Eof,
-                            Err(()) => EndReason::QueueClosed,
-                        };
-                    }
-                }
-            }
-            if let Ok(len) = file.size() {
-                if len < file.position().offset {
-                    log::info!(
-                        "follower {}: {} was truncated; reading it from its start",
-                        self.short(),
-                        file.path.display()
-                    );
-                    if let Err(e) = file.seek(0) {
-                        log::warn!("follower {}: {e}", self.short());
+                    Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
+                    Err(ReadEnd::Io(e)) => {
+                        log::warn!(
+                            "follower {}: reading {}: {e}",
+                            self.short(),
+                            file.path.display()
+                        );
                         break EndReason::Gone;
                     }
-                    continue;
                 }
+                let settled = match self.next_file(&paths, &file, rotation_retries >= GONE_AFTER) {
+                    Next::Open(next) => {
+                        // The old file is complete once renamed: drain it once more, move on.
+                        match self.read_to_end(&mut file, &mut dec, &mut filters) {
+                            Ok(()) => {}
+                            Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
+                            Err(ReadEnd::Io(e)) => log::warn!("follower {}: {e}", self.short()),
+                        }
+                        self.metrics.file_rotations.inc();
+                        log::debug!(
+                            "follower {}: rotated, now reading {}",
+                            self.short(),
+                            next.path.display()
+                        );
+                        file = next;
+                        rotation_retries = 0;
+                        continue;
+                    }
+                    Next::Retry => {
+                        rotation_retries += 1;
+                        false
+                    }
+                    Next::Stay => {
+                        rotation_retries = 0;
+                        true
+                    }
+                };
+                if !(exited && settled) {
+                    match self.rewind_if_truncated(&mut file) {
+                        Ok(false) => {}
+                        Ok(true) => continue,
+                        Err(()) => break EndReason::Gone,
+                    }
+                }
+                settled
+            };
+            if exited && settled {
+                break match self.emit_flush(&mut dec) {
+                    Ok(()) => EndReason::Eof,
+                    Err(()) => EndReason::QueueClosed,
+                };
             }
             if self.shutdown.wait_timeout(idle) {
                 break EndReason::Stopped;
@@ -176,6 +166,24 @@ impl Follower {
         FollowerOutcome {
             reason,
             position: dec.position(),
+        }
+    }
+
+    /// Truncated in place (shorter than what was read): read it again from its start.
+    /// `Err` when it cannot be rewound.
+    fn rewind_if_truncated(&self, file: &mut LogFile) -> Result<bool, ()> {
+        match file.size() {
+            Ok(len) if len < file.position().offset => {
+                log::info!(
+                    "follower {}: {} was truncated; reading it from its start",
+                    self.short(),
+                    file.path.display()
+                );
+                file.seek(0).map(|()| true).map_err(|e| {
+                    log::warn!("follower {}: {e}", self.short());
+                })
+            }
+            _ => Ok(false),
         }
     }
 
@@ -218,7 +226,7 @@ impl Follower {
         match self.start {
             StartFrom::After(p) => {
                 if let Some(fp) = p.file {
-                    match open_at(&paths, current, fp)? {
+                    match open_at(&paths, current, fp) {
                         Some(mut f) if position_holds(&f, fp.offset, p.time) => {
                             f.seek(fp.offset)?;
                             dec.continue_from_resume();
@@ -234,16 +242,16 @@ impl Follower {
                     current = LogFile::open(paths.current())?;
                 }
                 filters.since = Some(p.time);
-                Ok((oldest(&paths, current)?, filters))
+                Ok((oldest(&paths, current), filters))
             }
             StartFrom::Since(t) => {
                 filters.since = Some(t);
-                Ok((oldest(&paths, current)?, filters))
+                Ok((oldest(&paths, current), filters))
             }
-            StartFrom::Beginning => Ok((oldest(&paths, current)?, filters)),
+            StartFrom::Beginning => Ok((oldest(&paths, current), filters)),
             StartFrom::Tail(n) => {
                 // Like dockerd, count the entries of the current file.
-                let lines = count_lines(&current.path)?;
+                let lines = current.count_lines()?;
                 filters.drop_first = lines.saturating_sub(n);
                 Ok((current, filters))
             }
@@ -418,30 +426,27 @@ fn position_holds(f: &LogFile, offset: u64, time: Timestamp) -> bool {
 
 /// Opens `m`, the file after `from`; the chain moving under us means look again.
 fn open_member(m: &Member, from: &LogFile) -> Next {
-    match LogFile::open(&m.path) {
-        Ok(f) if f.is(m) && !from.is(m) => Next::Open(f),
-        Ok(_) | Err(_) => Next::Retry,
+    match m.open() {
+        Some(f) if !from.is(m) => Next::Open(f),
+        _ => Next::Retry,
     }
 }
 
 /// The file holding `fp`: the open current one, or a rotated one.
-fn open_at(paths: &LogPaths, current: LogFile, fp: FilePos) -> std::io::Result<Option<LogFile>> {
+fn open_at(paths: &LogPaths, current: LogFile, fp: FilePos) -> Option<LogFile> {
     if current.dev == fp.dev && current.ino == fp.ino {
-        return Ok(Some(current));
+        return Some(current);
     }
-    let (chain, _) = paths.chain();
-    for m in chain.iter().filter(|m| m.is(&fp)) {
-        if let Ok(f) = LogFile::open(&m.path) {
-            if f.is(m) {
-                return Ok(Some(f));
-            }
-        }
-    }
-    Ok(None)
+    paths
+        .chain()
+        .0
+        .iter()
+        .filter(|m| m.is(&fp))
+        .find_map(Member::open)
 }
 
 /// The oldest file of the chain (the current one when nothing was rotated).
-fn oldest(paths: &LogPaths, current: LogFile) -> std::io::Result<LogFile> {
+fn oldest(paths: &LogPaths, current: LogFile) -> LogFile {
     let (chain, compressed) = paths.chain();
     if compressed {
         log::warn!(
@@ -451,29 +456,13 @@ fn oldest(paths: &LogPaths, current: LogFile) -> std::io::Result<LogFile> {
     }
     for m in &chain {
         if current.is(m) {
-            return Ok(current);
+            return current;
         }
-        if let Ok(f) = LogFile::open(&m.path) {
-            if f.is(m) {
-                return Ok(f);
-            }
+        if let Some(f) = m.open() {
+            return f;
         }
     }
-    Ok(current)
-}
-
-fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut n = 0u64;
-    loop {
-        let got = f.read(&mut buf)?;
-        if got == 0 {
-            return Ok(n);
-        }
-        n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
-    }
+    current
 }
 
 #[cfg(test)]

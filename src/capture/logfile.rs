@@ -41,6 +41,11 @@ impl Member {
     pub fn is(&self, f: &FilePos) -> bool {
         self.dev == f.dev && self.ino == f.ino
     }
+
+    /// Opens it, if its name still holds this very file (rotation renames files).
+    pub fn open(&self) -> Option<LogFile> {
+        LogFile::open(&self.path).ok().filter(|f| f.is(self))
+    }
 }
 
 impl LogPaths {
@@ -191,6 +196,21 @@ impl LogFile {
         Ok(None)
     }
 
+    /// How many lines the file holds (`tail:N` counts them), read through this handle.
+    pub fn count_lines(&self) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; CHUNK];
+        let (mut at, mut n) = (0u64, 0u64);
+        loop {
+            let got = self.file.read_at(&mut buf, at)?;
+            if got == 0 {
+                return Ok(n);
+            }
+            at += got as u64;
+            n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+    }
+
     /// The file's size now.
     pub fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
@@ -208,19 +228,10 @@ impl LogFile {
         mut line: impl FnMut(&[u8], FilePos, FilePos),
     ) -> io::Result<ReadReport> {
         let mut report = ReadReport::default();
-        let have = self.buf.len();
-        self.buf.resize(have + CHUNK, 0);
-        let n = loop {
-            match self.file.read(&mut self.buf[have..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(have);
-                    return Err(e);
-                }
-            }
-        };
-        self.buf.truncate(have + n);
+        // Appends at most one chunk without zero-filling it first.
+        let n = (&mut self.file)
+            .take(CHUNK as u64)
+            .read_to_end(&mut self.buf)?;
         report.bytes = n;
         let mut from = 0;
         while let Some(nl) = memchr(b'\n', &self.buf[from..]) {

@@ -270,17 +270,15 @@ impl Supervisor {
                 return;
             }
         };
+        let listed: HashSet<ContainerId> = list.iter().map(|c| ContainerId::new(&c.id)).collect();
         if !self.pruned {
             self.pruned = true;
-            let existing: HashSet<ContainerId> =
-                list.iter().map(|c| ContainerId::new(&c.id)).collect();
-            let removed = self.positions.retain(&existing);
+            let removed = self.positions.retain(&listed);
             if removed > 0 {
                 log::info!("positions: forgot {removed} containers removed while we were down");
             }
         }
         // Containers removed while the events stream was down: their followers are over.
-        let listed: HashSet<ContainerId> = list.iter().map(|c| ContainerId::new(&c.id)).collect();
         for id in self.followers.keys().filter(|id| !listed.contains(*id)) {
             self.exited(id);
         }
