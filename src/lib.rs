@@ -92,8 +92,10 @@ fn supervisor_settings(
             own_id: capture::filter::own_container_id(),
         },
         initial: c.initial,
-        stdout: c.stdout,
-        stderr: c.stderr,
+        streams: capture::follower::Streams {
+            stdout: c.stdout,
+            stderr: c.stderr,
+        },
         max_line_bytes: usize::try_from(c.max_line_bytes.get()).unwrap_or(usize::MAX),
         max_streams: c.max_streams,
         host: host_name(),

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::capture::record::{ContainerId, FilePos, Position, Record};
+use crate::capture::record::{ContainerId, FilePos, Origin, Position, Record};
 use crate::capture::timestamp::Timestamp;
 
 const VERSION: u32 = 1;
@@ -186,12 +186,15 @@ impl Positions {
     pub fn ack(&self, records: &[Record]) {
         let mut state = self.state.lock();
         for r in records {
-            if r.meta.host_file {
-                if let Some(f) = r.position.file {
-                    state.files.insert(r.meta.id.to_string(), f);
+            match &r.origin {
+                Origin::Container(c) => {
+                    state.map.insert(c.id.clone(), r.position);
                 }
-            } else {
-                state.map.insert(r.meta.id.clone(), r.position);
+                Origin::HostFile(h) => {
+                    if let Some(f) = r.position.file {
+                        state.files.insert(h.path.to_string(), f);
+                    }
+                }
             }
         }
         state.dirty |= !records.is_empty();
@@ -352,9 +355,8 @@ mod tests {
             }),
         };
         let mut host = sample_records(1, "h");
-        host[0].meta = std::sync::Arc::new(crate::capture::record::ContainerMeta::host_file(
-            "/var/log/x.log",
-            std::sync::Arc::from("h"),
+        host[0].origin = Origin::HostFile(std::sync::Arc::new(
+            crate::capture::record::HostFileMeta::new("/var/log/x.log", std::sync::Arc::from("h")),
         ));
         host[0].position.file = Some(FilePos {
             dev: 4,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::record::ContainerId;
 use super::supervisor::SupEvent;
 use crate::backoff::Backoff;
 use crate::docker::client::{BodyStream, DockerClient, ReadOutcome};
@@ -113,7 +114,7 @@ fn feed(line: &mut Vec<u8>, data: &[u8], tx: &Sender<SupEvent>, metrics: &Metric
             continue;
         }
         match serde_json::from_slice::<Event>(&text) {
-            Ok(ev) if is_container_id(&ev.actor.id) => {
+            Ok(ev) if ContainerId::is_docker_id(&ev.actor.id) => {
                 if tx.send(SupEvent::Docker(ev)).is_err() {
                     return false;
                 }
@@ -132,11 +133,6 @@ fn feed(line: &mut Vec<u8>, data: &[u8], tx: &Sender<SupEvent>, metrics: &Metric
         }
     }
     true
-}
-
-/// Docker container IDs are 64 lowercase hex digits.
-pub(crate) fn is_container_id(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 pub mod decode;
 pub mod events;
-pub mod filefollow;
 pub mod filter;
 pub mod follower;
 pub mod gate;

@@ -1,5 +1,6 @@
-//! The record: one logical line with its container metadata and its stream position,
-//! serialised as one JSON object with SPEC §4's field order.
+//! The record: one logical line, where it came from (a container or a host file, told
+//! apart by [`Origin`]) and its stream position, serialised as one JSON object in the
+//! field order the README's "Records" section gives.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +19,12 @@ impl ContainerId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `id` is a full Docker container ID (64 hex digits): the only form used to
+    /// build paths or accepted from the events stream.
+    pub fn is_docker_id(id: &str) -> bool {
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
     }
 
     /// The 12-character form the docker CLI shows.
@@ -48,14 +55,10 @@ impl Stream {
     }
 }
 
-/// What every record of one source carries: a container, or a host file (`files.paths`).
-/// Replaced (not mutated) on rename.
+/// A container, as its records carry it. Replaced (not mutated) on rename.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerMeta {
-    /// The container ID; for a host file, its path.
     pub id: ContainerId,
-    /// A host file: records carry `path` instead of the container fields, and no stream.
-    pub host_file: bool,
     pub name: String,
     pub image: String,
     /// Already filtered by `containers.record_labels`.
@@ -92,32 +95,11 @@ impl ContainerMeta {
         out.extend_from_slice(b"},\"host\":");
         write_str(&mut out, &host);
         out.extend_from_slice(b"}\n");
-        let json_tail = String::from_utf8_lossy(&out).into();
         ContainerMeta {
             id,
-            host_file: false,
             name,
             image,
             labels,
-            host,
-            json_tail,
-        }
-    }
-
-    /// A host file's metadata: records carry `"path"` and `"host"` only.
-    pub fn host_file(path: &str, host: Arc<str>) -> ContainerMeta {
-        let mut out = Vec::with_capacity(64 + path.len());
-        out.extend_from_slice(b",\"path\":");
-        write_str(&mut out, path);
-        out.extend_from_slice(b",\"host\":");
-        write_str(&mut out, &host);
-        out.extend_from_slice(b"}\n");
-        ContainerMeta {
-            id: ContainerId::new(path),
-            host_file: true,
-            name: path.to_owned(),
-            image: String::new(),
-            labels: BTreeMap::new(),
             host,
             json_tail: String::from_utf8_lossy(&out).into(),
         }
@@ -132,6 +114,64 @@ impl ContainerMeta {
             self.labels.clone(),
             self.host.clone(),
         )
+    }
+}
+
+/// A host file of `files.paths`: its records carry `path` and `host`, and no stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFileMeta {
+    /// The path as the glob expansion found it (the key of its position).
+    pub path: Arc<str>,
+    pub host: Arc<str>,
+    /// The record's JSON from `,"path"` to the closing brace, encoded once.
+    json_tail: Box<str>,
+}
+
+impl HostFileMeta {
+    pub fn new(path: &str, host: Arc<str>) -> HostFileMeta {
+        let mut out = Vec::with_capacity(64 + path.len());
+        out.extend_from_slice(b",\"path\":");
+        write_str(&mut out, path);
+        out.extend_from_slice(b",\"host\":");
+        write_str(&mut out, &host);
+        out.extend_from_slice(b"}\n");
+        HostFileMeta {
+            path: Arc::from(path),
+            host,
+            json_tail: String::from_utf8_lossy(&out).into(),
+        }
+    }
+}
+
+/// Where a record comes from. Positions are kept per origin: a container's by its ID, a
+/// host file's by its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Container(Arc<ContainerMeta>),
+    HostFile(Arc<HostFileMeta>),
+}
+
+impl Origin {
+    pub fn host(&self) -> &str {
+        match self {
+            Origin::Container(c) => &c.host,
+            Origin::HostFile(f) => &f.host,
+        }
+    }
+
+    /// The container, when the record came from one.
+    pub fn container(&self) -> Option<&ContainerMeta> {
+        match self {
+            Origin::Container(c) => Some(c),
+            Origin::HostFile(_) => None,
+        }
+    }
+
+    fn json_tail(&self) -> &str {
+        match self {
+            Origin::Container(c) => &c.json_tail,
+            Origin::HostFile(f) => &f.json_tail,
+        }
     }
 }
 
@@ -169,7 +209,7 @@ pub struct Record {
     pub stream: Option<Stream>,
     pub message: String,
     pub truncated: bool,
-    pub meta: Arc<ContainerMeta>,
+    pub origin: Origin,
     pub position: Position,
     /// The next record of this container belongs to the same group (lines held while a
     /// long line was pending); a batch is not cut between them, so an acknowledged
@@ -191,7 +231,7 @@ impl Record {
         if self.truncated {
             out.extend_from_slice(b",\"truncated\":true");
         }
-        out.extend_from_slice(self.meta.json_tail.as_bytes());
+        out.extend_from_slice(self.origin.json_tail().as_bytes());
     }
 
     /// Rough in-memory size, for batch byte limits.
@@ -262,7 +302,7 @@ pub(crate) fn sample_records(n: usize, tag: &str) -> Vec<Record> {
             stream: Some(Stream::Stdout),
             message: format!("{tag} {i}"),
             truncated: false,
-            meta: meta.clone(),
+            origin: Origin::Container(meta.clone()),
             position: Position::default(),
             continues: false,
         })
@@ -281,13 +321,13 @@ mod tests {
             stream: Some(Stream::Stdout),
             message: message.to_string(),
             truncated,
-            meta: Arc::new(ContainerMeta::new(
+            origin: Origin::Container(Arc::new(ContainerMeta::new(
                 ContainerId::new("3d45"),
                 "web-1".into(),
                 "nginx:1.27".into(),
                 labels,
                 Arc::from("node-7"),
-            )),
+            ))),
             position: Position::default(),
             continues: false,
         }
@@ -309,10 +349,10 @@ mod tests {
     fn host_file_records_carry_the_path_and_no_stream() {
         let mut r = record("boot ok", false);
         r.stream = None;
-        r.meta = Arc::new(ContainerMeta::host_file(
+        r.origin = Origin::HostFile(Arc::new(HostFileMeta::new(
             "/var/log/a \"b\".log",
             Arc::from("node-7"),
-        ));
+        )));
         let mut out = Vec::new();
         r.write_json(&mut out);
         assert_eq!(

@@ -16,7 +16,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::RwLock;
 
 use super::filter::{Candidate, Filter};
-use super::follower::{Counters, EndReason, FilesMode, Follower, FollowerOutcome, StartFrom};
+use super::follower::{
+    Container, Context, EndReason, FilesMode, Follower, FollowerOutcome, StartFrom, Streams,
+};
 use super::gate::Gate;
 use super::record::{ContainerId, ContainerMeta};
 use super::streams::{StreamRegistry, StreamStats};
@@ -50,8 +52,7 @@ pub enum SupEvent {
 pub struct SupervisorSettings {
     pub filter: Filter,
     pub initial: Initial,
-    pub stdout: bool,
-    pub stderr: bool,
+    pub streams: Streams,
     pub max_line_bytes: usize,
     pub max_streams: usize,
     pub host: Arc<str>,
@@ -403,23 +404,25 @@ impl Supervisor {
         let meta = Arc::new(RwLock::new(Arc::new(meta)));
         let stop = Arc::new(AtomicBool::new(false));
         let exited = Arc::new(AtomicBool::new(!running));
-        let follower = Follower {
-            client: self.client.clone(),
+        let container = Container {
             meta: meta.clone(),
-            tty: None,
             start,
-            stdout: self.settings.stdout,
-            stderr: self.settings.stderr,
-            max_line_bytes: self.settings.max_line_bytes,
-            tx: self.tx.clone(),
-            metrics: self.metrics.clone(),
             stats: stats.clone(),
-            shutdown: self.shutdown.clone(),
             stop: stop.clone(),
-            counters: Counters::new(&self.metrics),
+            exited: exited.clone(),
+        };
+        let follower = Follower {
+            ctx: Context::new(
+                container,
+                self.settings.streams,
+                self.settings.max_line_bytes,
+                self.tx.clone(),
+                self.metrics.clone(),
+                self.shutdown.clone(),
+            ),
+            client: self.client.clone(),
             gate: self.gate.clone(),
             files: self.settings.files.clone(),
-            exited: exited.clone(),
         };
         let notify = self.notify.clone();
         let done_id = id.clone();

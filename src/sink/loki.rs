@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::http::{classify, Auth, HttpClient};
 use super::{Batch, Sink, SinkError};
-use crate::capture::record::{write_str, Record};
+use crate::capture::record::{write_str, Origin, Record, Stream};
 use crate::config::{parse_template, LineFormat, LokiSinkConfig, TemplateField, TemplatePart};
 
 pub struct LokiSink {
@@ -125,27 +125,34 @@ impl LokiSink {
 /// Renders a template over a record's fields. Host-file records have no container fields
 /// and no stream: those render empty (Loki drops empty labels).
 fn render(parts: &[TemplatePart], r: &Record, out: &mut String) {
-    let container = !r.meta.host_file;
     for p in parts {
         match p {
             TemplatePart::Literal(s) => out.push_str(s),
-            TemplatePart::Field(f) => out.push_str(match f {
-                TemplateField::ContainerId if container => r.meta.id.as_str(),
-                TemplateField::ContainerName if container => &r.meta.name,
-                TemplateField::Image => &r.meta.image,
-                TemplateField::Stream => {
-                    r.stream.map_or("", crate::capture::record::Stream::as_str)
-                }
-                TemplateField::Host => &r.meta.host,
-                TemplateField::Path if !container => r.meta.id.as_str(),
-                TemplateField::Label(key) => {
-                    r.meta.labels.get(key).map(String::as_str).unwrap_or("")
-                }
-                TemplateField::ContainerId | TemplateField::ContainerName | TemplateField::Path => {
-                    ""
-                }
-            }),
+            TemplatePart::Field(f) => out.push_str(field(f, r)),
         }
+    }
+}
+
+/// One field of a record, as a template names it ("" when the record has no such field).
+fn field<'a>(f: &'a TemplateField, r: &'a Record) -> &'a str {
+    match (f, &r.origin) {
+        (TemplateField::Stream, _) => r.stream.map_or("", Stream::as_str),
+        (TemplateField::Host, o) => o.host(),
+        (TemplateField::Path, Origin::HostFile(h)) => &h.path,
+        (TemplateField::ContainerId, Origin::Container(c)) => c.id.as_str(),
+        (TemplateField::ContainerName, Origin::Container(c)) => &c.name,
+        (TemplateField::Image, Origin::Container(c)) => &c.image,
+        (TemplateField::Label(key), Origin::Container(c)) => {
+            c.labels.get(key).map_or("", String::as_str)
+        }
+        (
+            TemplateField::Path
+            | TemplateField::ContainerId
+            | TemplateField::ContainerName
+            | TemplateField::Image
+            | TemplateField::Label(_),
+            _,
+        ) => "",
     }
 }
 

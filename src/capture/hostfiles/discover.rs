@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::start::{self, FileId, Found, Start};
 use super::tail::{self, Tailed};
 use super::{warn_once, HostFiles, State, Stop, MAX_READ_PER_POLL};
-use crate::capture::record::{ContainerMeta, FilePos};
+use crate::capture::record::{FilePos, HostFileMeta};
 
 impl HostFiles {
     /// Expands the globs and starts following the files not followed yet.
@@ -55,7 +55,7 @@ impl HostFiles {
         key: String,
         path: &Path,
         file: File,
-        meta: Option<Arc<ContainerMeta>>,
+        meta: Option<Arc<HostFileMeta>>,
     ) -> Result<bool, Stop> {
         let found = match file.metadata() {
             Ok(m) => tail::found(&m),
@@ -68,8 +68,7 @@ impl HostFiles {
             log::debug!("{key}: held by the rotation wait of the path it was rotated from");
             return Ok(false);
         }
-        let meta =
-            meta.unwrap_or_else(|| Arc::new(ContainerMeta::host_file(&key, self.host.clone())));
+        let meta = meta.unwrap_or_else(|| Arc::new(HostFileMeta::new(&key, self.host.clone())));
         let offset = match st.retired.get(&found.id).map(Tailed::offset) {
             Some(offset) if found.len >= offset => offset,
             Some(_) => 0,
@@ -103,7 +102,7 @@ impl HostFiles {
         st: &mut State,
         key: &str,
         path: &Path,
-        meta: &Arc<ContainerMeta>,
+        meta: &Arc<HostFileMeta>,
         found: Found,
     ) -> Result<u64, Stop> {
         let saved = self.positions.get_file(key);
@@ -177,12 +176,12 @@ impl HostFiles {
 
     /// Records that a file present at the first start is followed from its end, so a later
     /// run does not ship its old content after all when no line came meanwhile.
-    fn skip_old_content(&self, meta: &Arc<ContainerMeta>, found: Found) {
+    fn skip_old_content(&self, meta: &Arc<HostFileMeta>, found: Found) {
         if found.len == 0 {
             return;
         }
         self.positions.start_file_at(
-            &meta.id.to_string(),
+            &meta.path,
             FilePos {
                 dev: found.id.dev,
                 ino: found.id.ino,

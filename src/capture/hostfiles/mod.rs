@@ -215,7 +215,7 @@ impl HostFiles {
             let n = match t.read_chunk(&mut st.buf, &mut st.out) {
                 Ok(n) => n,
                 Err(e) => {
-                    let path = &t.meta().name;
+                    let path = &*t.meta().path;
                     warn_once(
                         &mut st.warned,
                         path,

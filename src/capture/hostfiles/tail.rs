@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::lines::{Line, Splitter};
 use super::start::{FileId, Found};
-use crate::capture::record::{ContainerMeta, FilePos, Position, Record};
+use crate::capture::record::{FilePos, HostFileMeta, Origin, Position, Record};
 use crate::capture::timestamp::Timestamp;
 
 /// What an open file is, from its metadata.
@@ -26,7 +26,7 @@ pub fn found(m: &Metadata) -> Found {
 /// An open file followed from some offset. Closed by being dropped.
 #[derive(Debug)]
 pub struct Tailed {
-    meta: Arc<ContainerMeta>,
+    meta: Arc<HostFileMeta>,
     file: File,
     id: FileId,
     lines: Splitter,
@@ -39,7 +39,7 @@ impl Tailed {
     /// file's records keep the path the lines were written to.
     pub fn new(
         mut file: File,
-        meta: Arc<ContainerMeta>,
+        meta: Arc<HostFileMeta>,
         id: FileId,
         offset: u64,
         max_line_bytes: usize,
@@ -58,7 +58,7 @@ impl Tailed {
         self.id
     }
 
-    pub fn meta(&self) -> &Arc<ContainerMeta> {
+    pub fn meta(&self) -> &Arc<HostFileMeta> {
         &self.meta
     }
 
@@ -129,7 +129,7 @@ pub fn id_at(path: &Path) -> io::Result<Option<FileId>> {
 }
 
 /// A line read at `now` as a record; its position is just past the line.
-fn record(line: Line, now: Timestamp, id: FileId, meta: &Arc<ContainerMeta>) -> Record {
+fn record(line: Line, now: Timestamp, id: FileId, meta: &Arc<HostFileMeta>) -> Record {
     let message = String::from_utf8(line.text)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     Record {
@@ -137,7 +137,7 @@ fn record(line: Line, now: Timestamp, id: FileId, meta: &Arc<ContainerMeta>) -> 
         stream: None,
         message,
         truncated: line.truncated,
-        meta: meta.clone(),
+        origin: Origin::HostFile(meta.clone()),
         position: Position {
             time: now,
             frames_at_time: 0,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::capture::record::Origin;
 use crate::capture::timestamp::Timestamp;
 use crate::sink::queue::{bounded, Consumer};
 
@@ -110,8 +111,10 @@ fn first_run_starts_old_files_at_their_end_and_new_ones_at_their_beginning() {
     assert_eq!(messages(&records), ["new 1", "b 1", "b 2"]);
     let r = &records[0];
     assert_eq!((r.stream, r.truncated, r.continues), (None, false, false));
-    assert!(r.meta.host_file);
-    assert_eq!(r.meta.id.as_str(), a.to_str().unwrap());
+    match &r.origin {
+        Origin::HostFile(h) => assert_eq!(&*h.path, a.to_str().unwrap()),
+        Origin::Container(c) => panic!("a host file's record from container {}", c.id),
+    }
     let file = r.position.file.unwrap();
     assert_eq!(file.offset, 18, "just past the line");
     assert_eq!(records[2].position.file.unwrap().offset, 8);

@@ -1,4 +1,4 @@
-//! The follower's files mode (`read_from = "files" | "auto"`): the container's json-file
+//! The file source (`read_from = "files" | "auto"`): the container's json-file
 //! log is read straight from disk, so dockerd does no work for us. The log is opened the
 //! moment the follower starts, so a container removed right after is still read to its
 //! end (the open file outlives the name). The follower polls (2 ms .. 250 ms, doubling
@@ -7,15 +7,16 @@
 //! container exited and the log is read to its end. Records and positions are the same as
 //! in API mode; positions also carry the file and offset, so a restart resumes exactly.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::decode::LogDecoder;
-use super::follower::{EndReason, Follower, FollowerOutcome, StartFrom};
-use super::jsonfile::{parse_entry, quick_time};
-use super::logfile::{LogFile, LogPaths, Member};
-use super::record::{FilePos, Record, Stream};
-use super::timestamp::Timestamp;
+use super::context::{Context, EndReason, FollowerOutcome, QueueClosed, StartFrom};
+use crate::capture::decode::LogDecoder;
+use crate::capture::jsonfile::{parse_entry, quick_time};
+use crate::capture::logfile::{LogFile, LogPaths, Member};
+use crate::capture::record::{ContainerId, ContainerMeta, FilePos, Record};
+use crate::capture::timestamp::Timestamp;
+use crate::docker::client::DockerClient;
 
 const POLL_MIN: Duration = Duration::from_millis(2);
 const POLL_MAX: Duration = Duration::from_millis(250);
@@ -34,7 +35,7 @@ pub struct OpenedLog {
 /// built from the ID, so anything but a Docker ID (64 hex digits) is refused: no `..`
 /// can lead it out of `<docker_root>/containers`.
 pub fn open_log(root: &std::path::Path, id: &str) -> std::io::Result<OpenedLog> {
-    if !super::events::is_container_id(id) {
+    if !ContainerId::is_docker_id(id) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("{id:?} is not a container ID"),
@@ -62,38 +63,39 @@ struct Filters {
     drop_first: u64,
 }
 
-impl Follower {
+/// One container's logs, read from its json-file log.
+pub(super) struct FileSource<'a> {
+    pub ctx: &'a Context,
+    /// For the one inspect call when `config.v2.json` cannot be read.
+    pub client: &'a DockerClient,
+}
+
+impl FileSource<'_> {
     /// Reads the container's log from disk until it exited and is read to its end.
-    pub(super) fn run_files(&self, log: OpenedLog) -> FollowerOutcome {
+    pub fn follow(&self, log: OpenedLog) -> FollowerOutcome {
+        let ctx = self.ctx;
         let tty = self.tty_from_disk(&log.paths);
-        let resume = match self.start {
-            StartFrom::After(p) => Some(p),
-            _ => None,
-        };
-        let mut dec = LogDecoder::new(Some(tty), self.max_line_bytes, resume);
+        let mut dec = LogDecoder::new(Some(tty), ctx.max_line_bytes, ctx.start.resume());
         let paths = log.paths.clone();
         let (mut file, mut filters) = match self.first_file(log, &mut dec) {
             Ok(x) => x,
             Err(e) => {
-                log::warn!(
-                    "follower {}: cannot read its log file: {e}",
-                    self.meta.read().id.short()
-                );
+                log::warn!("follower {}: cannot read its log file: {e}", ctx.short());
                 return FollowerOutcome {
                     reason: EndReason::Gone,
                     position: dec.position(),
                 };
             }
         };
-        self.stats.set_state("following-file");
+        ctx.stats.set_state("following-file");
         let mut idle = POLL_MIN;
         let mut rotation_retries = 0u32;
         let reason = loop {
-            if self.stopping() {
+            if ctx.stopping() {
                 break EndReason::Stopped;
             }
             // Observed before reading: once the container exited, its log is complete.
-            let exited = self.exited.load(Ordering::SeqCst);
+            let exited = ctx.exited();
             // Settled: the live file is read to its end (nothing newer to move to).
             let settled = if idle > POLL_MIN && unchanged(&paths, &file) {
                 // Idle: the live file has no byte we have not read. One stat per poll.
@@ -123,7 +125,7 @@ impl Follower {
                             Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
                             Err(ReadEnd::Io(e)) => log::warn!("follower {}: {e}", self.short()),
                         }
-                        self.metrics.file_rotations.inc();
+                        ctx.metrics.file_rotations.inc();
                         log::debug!(
                             "follower {}: rotated, now reading {}",
                             self.short(),
@@ -152,17 +154,14 @@ impl Follower {
                 settled
             };
             if exited && settled {
-                break match self.emit_flush(&mut dec) {
-                    Ok(()) => EndReason::Eof,
-                    Err(()) => EndReason::QueueClosed,
-                };
+                break ctx.finish(&mut dec);
             }
-            if self.shutdown.wait_timeout(idle) {
+            if ctx.shutdown.wait_timeout(idle) {
                 break EndReason::Stopped;
             }
             idle = (idle * 2).min(POLL_MAX);
         };
-        self.stats.set_state(reason.as_str());
+        ctx.stats.set_state(reason.as_str());
         FollowerOutcome {
             reason,
             position: dec.position(),
@@ -188,7 +187,7 @@ impl Follower {
     }
 
     fn short(&self) -> String {
-        self.meta.read().id.short().to_owned()
+        self.ctx.short()
     }
 
     /// `Config.Tty` from Docker's `config.v2.json` beside the log (no API call); the API's
@@ -200,7 +199,7 @@ impl Follower {
         if let Some(c) = from_file {
             return c.config.tty;
         }
-        match self.client.inspect(self.meta.read().id.as_str()) {
+        match self.client.inspect(self.ctx.meta.read().id.as_str()) {
             Ok(info) => info.config.tty,
             Err(e) => {
                 log::warn!(
@@ -223,7 +222,7 @@ impl Follower {
             drop_first: 0,
         };
         let OpenedLog { paths, mut current } = log;
-        match self.start {
+        match self.ctx.start {
             StartFrom::After(p) => {
                 if let Some(fp) = p.file {
                     match open_at(&paths, current, fp) {
@@ -304,7 +303,7 @@ impl Follower {
         dec: &mut LogDecoder,
         filters: &mut Filters,
     ) -> Result<usize, ReadEnd> {
-        let meta = self.meta.read().clone();
+        let meta = self.ctx.meta();
         let mut batch: Vec<Record> = Vec::new();
         let mut bad = 0u64;
         let mut first_bad = None;
@@ -328,7 +327,7 @@ impl Follower {
             first_bad.get_or_insert_with(|| "a line longer than 1 MiB".to_owned());
         }
         if bad > 0 {
-            self.metrics.file_bad_lines.inc_by(bad);
+            self.ctx.metrics.file_bad_lines.inc_by(bad);
             log::warn!(
                 "follower {}: {bad} unreadable lines in {} skipped (first: {})",
                 meta.id.short(),
@@ -336,9 +335,9 @@ impl Follower {
                 first_bad.unwrap_or_default()
             );
         }
-        self.tx
-            .send_all(&mut batch)
-            .map_err(|_| ReadEnd::QueueClosed)?;
+        self.ctx
+            .send(&mut batch)
+            .map_err(|QueueClosed| ReadEnd::QueueClosed)?;
         Ok(report.bytes)
     }
 
@@ -351,7 +350,7 @@ impl Follower {
         end: FilePos,
         dec: &mut LogDecoder,
         filters: &mut Filters,
-        meta: &std::sync::Arc<super::record::ContainerMeta>,
+        meta: &Arc<ContainerMeta>,
         batch: &mut Vec<Record>,
         bad: &mut u64,
         first_bad: &mut Option<String>,
@@ -374,11 +373,7 @@ impl Follower {
                 return;
             }
         };
-        let wanted = match entry.stream {
-            Stream::Stdout => self.stdout,
-            Stream::Stderr => self.stderr,
-        };
-        if !wanted || filters.since.is_some_and(|s| entry.time < s) {
+        if !self.ctx.streams.wants(entry.stream) || filters.since.is_some_and(|s| entry.time < s) {
             return;
         }
         dec.file_entry(
@@ -387,11 +382,11 @@ impl Follower {
             entry.log.as_bytes(),
             start,
             end,
-            &mut |o| self.output(meta, o, batch),
+            &mut |o| self.ctx.output(meta, o, batch),
         );
         if batch.len() >= SEND_EVERY {
             // Keep memory bounded on a huge chunk; a closed queue shows on the next send.
-            let _ = self.tx.send_all(batch);
+            let _ = self.ctx.send(batch);
         }
     }
 }

@@ -1,0 +1,71 @@
+//! One follower thread per container: it reads the container's log from one of two
+//! sources, decodes it into records and pushes them into the bounded queue (blocking when
+//! full). Its final state (why it ended, the last position it consumed) comes back
+//! through `join()`.
+//!
+//! # Layout
+//! - `context`: the seam every source reads and writes through ([`Context`]), and what
+//!   a follower starts from and ends with ([`StartFrom`], [`EndReason`]).
+//! - `api`: the logs endpoint of the Docker API (the default, `read_from = "api"`).
+//! - `file`: the json-file log on disk (`read_from = "files" | "auto"`).
+
+mod api;
+mod context;
+mod file;
+
+use std::sync::Arc;
+
+pub use context::{Container, Context, EndReason, FollowerOutcome, StartFrom, Streams};
+pub use file::{open_log, OpenedLog};
+
+use crate::capture::gate::Gate;
+use crate::docker::client::DockerClient;
+
+/// Reading json-file logs from disk.
+#[derive(Clone, Debug)]
+pub struct FilesMode {
+    /// `containers.docker_root`.
+    pub root: Arc<std::path::Path>,
+    /// `read_from = "files"`: falling back to the API is worth a warning.
+    pub required: bool,
+}
+
+/// One container's follower, ready to run on its own thread.
+pub struct Follower {
+    pub ctx: Context,
+    pub client: Arc<DockerClient>,
+    /// Bounds how many followers open a logs request at once.
+    pub gate: Arc<Gate>,
+    /// `read_from = "files" | "auto"`: read the json-file log from disk when there is one.
+    pub files: Option<FilesMode>,
+}
+
+impl Follower {
+    /// Follows the container from the source its mode picks, to the end.
+    pub fn run(self) -> FollowerOutcome {
+        if let Some(files) = &self.files {
+            let id = self.ctx.meta.read().id.clone();
+            match open_log(&files.root, id.as_str()) {
+                Ok(log) => {
+                    let source = file::FileSource {
+                        ctx: &self.ctx,
+                        client: &self.client,
+                    };
+                    return source.follow(log);
+                }
+                Err(e) if files.required => log::warn!(
+                    "follower {}: no json-file log to read ({e}); following it through the API",
+                    id.short()
+                ),
+                Err(e) => log::debug!("follower {}: through the API ({e})", id.short()),
+            }
+        }
+        api::ApiSource {
+            ctx: &self.ctx,
+            client: &self.client,
+            gate: &self.gate,
+            tty: None,
+        }
+        .follow()
+    }
+}
