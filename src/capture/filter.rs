@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::ContainersConfig;
+
 /// A container as the filters see it.
 pub struct Candidate<'a> {
     pub id: &'a str,
@@ -29,6 +31,19 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The filters of `[containers]`; `own_id`: our own container, never followed.
+    pub fn new(c: &ContainersConfig, own_id: Option<String>) -> Filter {
+        Filter {
+            include_names: c.include_names.clone(),
+            exclude_names: c.exclude_names.clone(),
+            include_labels: c.include_labels.clone(),
+            exclude_labels: c.exclude_labels.clone(),
+            include_images: c.include_images.clone(),
+            record_labels: c.record_labels.clone(),
+            own_id,
+        }
+    }
+
     /// Whether to follow this container.
     pub fn accepts(&self, c: &Candidate) -> bool {
         if let Some(own) = &self.own_id {

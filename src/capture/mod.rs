@@ -1,6 +1,16 @@
-//! Capture: from Docker's logs bodies to records. `supervisor` decides what is followed
-//! and owns the follower threads; `events` feeds it; `follower` owns one container's
-//! stream; `decode`, `merge`, `timestamp` and `filter` are pure; `record` is the output.
+//! Capture: from Docker (and host files) to records in the bounded queue.
+//!
+//! # Layout
+//! - Discovery: `events` (the events stream, reconnected with backoff) feeds
+//!   `supervisor`, which reconciles with the container list, decides where each container
+//!   starts, and owns the follower threads; `filter` (which containers) and `gate`
+//!   (bounded concurrent logs requests) serve it; `streams` is what `/streams` shows.
+//! - Reading: `follower` (one thread per container, two sources: the API logs stream or
+//!   the json-file log on disk, read through `logfile` and parsed by `jsonfile`);
+//!   `hostfiles` (one thread for every file of `files.paths`).
+//! - Pure decoding: `decode` (frames or file entries to lines, with the resume
+//!   invariant), `merge` (16 KiB partial pieces), `timestamp`.
+//! - Output: `record` (the [`record::Record`], its [`record::Origin`] and position).
 
 pub mod decode;
 pub mod events;

@@ -23,7 +23,7 @@ use super::gate::Gate;
 use super::record::{ContainerId, ContainerMeta};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
-use crate::config::Initial;
+use crate::config::{ContainersConfig, Initial};
 use crate::docker::client::DockerClient;
 use crate::docker::types::{ContainerSummary, Event};
 use crate::health::Health;
@@ -62,6 +62,32 @@ pub struct SupervisorSettings {
     pub first_run_at: Timestamp,
     /// `read_from = "files" | "auto"`.
     pub files: Option<FilesMode>,
+}
+
+impl SupervisorSettings {
+    /// From `[containers]`; `files` from [`FilesMode::new`]; the times from the positions.
+    pub fn new(
+        c: &ContainersConfig,
+        files: Option<FilesMode>,
+        host: Arc<str>,
+        run_started: Timestamp,
+        first_run_at: Timestamp,
+    ) -> SupervisorSettings {
+        SupervisorSettings {
+            filter: Filter::new(c, super::filter::own_container_id()),
+            initial: c.initial,
+            streams: Streams {
+                stdout: c.stdout,
+                stderr: c.stderr,
+            },
+            max_line_bytes: c.max_line_bytes(),
+            max_streams: c.max_streams,
+            host,
+            run_started,
+            first_run_at,
+            files,
+        }
+    }
 }
 
 /// A container as discovery sees it, before following.

@@ -156,7 +156,14 @@ impl Config {
 
     /// The filesystem path of the Docker socket named by `docker.host`.
     pub fn socket_path(&self) -> Result<PathBuf, ConfigError> {
-        validate::socket_path(&self.docker.host)
+        self.docker.socket_path()
+    }
+}
+
+impl DockerConfig {
+    /// The filesystem path of the Docker socket named by `host`.
+    pub fn socket_path(&self) -> Result<PathBuf, ConfigError> {
+        validate::socket_path(&self.host)
     }
 }
 

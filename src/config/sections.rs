@@ -61,6 +61,13 @@ pub struct ContainersConfig {
     pub docker_root: PathBuf,
 }
 
+impl ContainersConfig {
+    /// `max_line_bytes` as a length in memory.
+    pub fn max_line_bytes(&self) -> usize {
+        usize::try_from(self.max_line_bytes.get()).unwrap_or(usize::MAX)
+    }
+}
+
 impl Default for ContainersConfig {
     fn default() -> Self {
         ContainersConfig {

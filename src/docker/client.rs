@@ -15,6 +15,7 @@ use ureq::Agent;
 use super::error::DockerError;
 use super::transport::{self, ConnCounts, NoResolver, UnixConnector};
 use super::types::{ContainerInspect, ContainerSummary, ErrorBody, VersionInfo};
+use crate::config::{ConfigError, DockerConfig};
 use crate::metrics::{Endpoint, Metrics};
 
 /// The newest API version we speak; older daemons are met at their own version.
@@ -32,6 +33,20 @@ pub struct ClientSettings {
     pub read_timeout: Duration,
     /// `None` = negotiate; `Some("1.41")` = fixed.
     pub api_version: Option<String>,
+}
+
+impl ClientSettings {
+    /// From `[docker]`.
+    pub fn new(d: &DockerConfig) -> Result<ClientSettings, ConfigError> {
+        Ok(ClientSettings {
+            socket: d.socket_path()?,
+            max_idle_connections: d.max_idle_connections,
+            idle_timeout: d.idle_timeout.get(),
+            request_timeout: d.request_timeout.get(),
+            read_timeout: d.read_timeout.get(),
+            api_version: (d.api_version != "auto").then(|| d.api_version.clone()),
+        })
+    }
 }
 
 /// A Docker API client. Cheap to share behind `Arc`; every method may be called from

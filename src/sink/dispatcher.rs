@@ -14,6 +14,7 @@ use super::{Batch, Sink, SinkError};
 use crate::backoff::Backoff;
 use crate::capture::record::Record;
 use crate::capture::timestamp::Timestamp;
+use crate::config::{PipelineConfig, PositionsConfig};
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::shutdown::Shutdown;
@@ -64,23 +65,63 @@ impl SinkHealth {
     }
 }
 
+impl BatchSettings {
+    /// From `[pipeline]` and `positions.flush_interval`.
+    pub fn new(pipeline: &PipelineConfig, positions: &PositionsConfig) -> BatchSettings {
+        BatchSettings {
+            records: pipeline.batch_records,
+            bytes: usize::try_from(pipeline.batch_bytes.get()).unwrap_or(usize::MAX),
+            timeout: pipeline.batch_timeout.get(),
+            shutdown_timeout: pipeline.shutdown_timeout.get(),
+            flush_interval: positions.flush_interval.get(),
+        }
+    }
+}
+
+/// The queue's one consumer; runs on its own thread.
 pub struct Dispatcher {
-    pub rx: Consumer,
-    pub sinks: Vec<Box<dyn Sink>>,
-    pub settings: BatchSettings,
-    pub metrics: Arc<Metrics>,
-    pub positions: Arc<Positions>,
-    pub health: Arc<SinkHealth>,
-    pub shutdown: Shutdown,
+    rx: Consumer,
+    sinks: Vec<Box<dyn Sink>>,
+    settings: BatchSettings,
+    metrics: Arc<Metrics>,
+    positions: Arc<Positions>,
+    health: Arc<SinkHealth>,
+    shutdown: Shutdown,
     /// When this thread first saw the shutdown request.
-    pub shutdown_seen: Option<Instant>,
+    shutdown_seen: Option<Instant>,
     /// Last fsync of the positions file, and whether it was written since.
-    pub last_sync: Instant,
-    pub unsynced: bool,
-    pub persist_failing: bool,
+    last_sync: Instant,
+    unsynced: bool,
+    persist_failing: bool,
 }
 
 impl Dispatcher {
+    /// A dispatcher of `rx` to `sinks` (delivered in this order), acknowledging to
+    /// `positions`, reporting sink failures to `health`.
+    pub fn new(
+        rx: Consumer,
+        sinks: Vec<Box<dyn Sink>>,
+        settings: BatchSettings,
+        positions: Arc<Positions>,
+        health: Arc<SinkHealth>,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+    ) -> Dispatcher {
+        Dispatcher {
+            rx,
+            sinks,
+            settings,
+            metrics,
+            positions,
+            health,
+            shutdown,
+            shutdown_seen: None,
+            last_sync: Instant::now(),
+            unsynced: false,
+            persist_failing: false,
+        }
+    }
+
     /// Runs until the queue is disconnected and empty (or the drain budget is spent).
     pub fn run(mut self) {
         let mut dropped = 0usize;

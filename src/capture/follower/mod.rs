@@ -19,6 +19,7 @@ pub use context::{Container, Context, EndReason, FollowerOutcome, StartFrom, Str
 pub use file::{open_log, OpenedLog};
 
 use crate::capture::gate::Gate;
+use crate::config::{ContainersConfig, ReadFrom};
 use crate::docker::client::DockerClient;
 
 /// Reading json-file logs from disk.
@@ -28,6 +29,39 @@ pub struct FilesMode {
     pub root: Arc<std::path::Path>,
     /// `read_from = "files"`: falling back to the API is worth a warning.
     pub required: bool,
+}
+
+impl FilesMode {
+    /// From `containers.read_from` (`None`: through the API). `read_from = "files"` needs
+    /// `<docker_root>/containers` (only traversed: Docker makes it 0710, so the root
+    /// group can reach the logs without listing it): without it, an error for exit 1;
+    /// `auto` only says so and follows through the API.
+    pub fn new(c: &ContainersConfig) -> Result<Option<FilesMode>, String> {
+        if c.read_from == ReadFrom::Api {
+            return Ok(None);
+        }
+        let mode = FilesMode {
+            root: Arc::from(c.docker_root.as_path()),
+            required: c.read_from == ReadFrom::Files,
+        };
+        let dir = c.docker_root.join("containers");
+        let problem = match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => return Ok(Some(mode)),
+            Ok(_) => "not a directory".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if mode.required {
+            return Err(format!(
+                "containers.read_from = \"files\" but {}: {problem} (set containers.docker_root, or use \"auto\")",
+                dir.display()
+            ));
+        }
+        log::info!(
+            "containers.read_from = \"auto\": {}: {problem}; following through the API",
+            dir.display()
+        );
+        Ok(Some(mode))
+    }
 }
 
 /// One container's follower, ready to run on its own thread.

@@ -30,6 +30,7 @@ use self::rotate::Leaving;
 use self::start::FileId;
 use self::tail::Tailed;
 use crate::capture::record::{FilePos, Record};
+use crate::config::FilesConfig;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::shutdown::Shutdown;
@@ -62,6 +63,34 @@ pub struct HostFiles {
     pub tx: Producer,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
+}
+
+impl HostFiles {
+    /// The files thread of `[files]`; `None` when `paths` is empty. It polls every 250 ms.
+    pub fn new(
+        f: &FilesConfig,
+        max_line_bytes: usize,
+        host: Arc<str>,
+        positions: Arc<Positions>,
+        tx: Producer,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+    ) -> Option<HostFiles> {
+        if f.paths.is_empty() {
+            return None;
+        }
+        Some(HostFiles {
+            patterns: f.paths.clone(),
+            host,
+            max_line_bytes,
+            poll: Duration::from_millis(250),
+            first_run: positions.last_run_at().is_none(),
+            positions,
+            tx,
+            metrics,
+            shutdown,
+        })
+    }
 }
 
 /// Why the thread stops.
