@@ -3,8 +3,9 @@
 //! # Layout
 //! - Discovery: `events` (the events stream, reconnected with backoff) feeds
 //!   `supervisor`, which reconciles with the container list, decides where each container
-//!   starts, and owns the follower threads; `filter` (which containers) and `gate`
-//!   (bounded concurrent logs requests) serve it; `streams` is what `/streams` shows.
+//!   starts (the pure rules are in `start`), and owns the follower threads; `filter`
+//!   (which containers) and `gate` (bounded concurrent logs requests) serve it;
+//!   `streams` is what `/streams` shows.
 //! - Reading: `follower` (one thread per container, two sources: the API logs stream or
 //!   the json-file log on disk, read through `logfile` and parsed by `jsonfile`);
 //!   `hostfiles` (one thread for every file of `files.paths`).
@@ -22,6 +23,7 @@ pub mod jsonfile;
 pub mod logfile;
 pub mod merge;
 pub mod record;
+pub mod start;
 pub mod streams;
 pub mod supervisor;
 pub mod timestamp;

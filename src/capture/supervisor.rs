@@ -21,6 +21,7 @@ use super::follower::{
 };
 use super::gate::Gate;
 use super::record::{ContainerId, ContainerMeta};
+use super::start::{self, Inspected, StartRules};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
 use crate::config::{ContainersConfig, Initial};
@@ -86,6 +87,16 @@ impl SupervisorSettings {
             run_started,
             first_run_at,
             files,
+        }
+    }
+}
+
+impl SupervisorSettings {
+    fn rules(&self) -> StartRules {
+        StartRules {
+            initial: self.initial,
+            run_started: self.run_started,
+            first_run_at: self.first_run_at,
         }
     }
 }
@@ -281,10 +292,7 @@ impl Supervisor {
         if !self.accepts(&found) {
             return;
         }
-        let start = match self.known_position(&found.id) {
-            Some(s) => s,
-            None => StartFrom::Since(self.settings.first_run_at),
-        };
+        let start = start::on_start_event(self.known_position(&found.id), &self.settings.rules());
         self.spawn(found, start, running);
     }
 
@@ -365,41 +373,26 @@ impl Supervisor {
 
     /// Resume after the position consumed in this run, or the acknowledged one.
     fn known_position(&self, id: &ContainerId) -> Option<StartFrom> {
-        self.produced
-            .get(id)
-            .copied()
-            .or_else(|| self.positions.get(id))
-            .map(StartFrom::After)
+        start::known(self.produced.get(id).copied(), || self.positions.get(id))
     }
 
-    /// A container we have no position for: started since the first recorded run (also
-    /// when it has exited since) means from then; already running before it, `initial`.
+    /// A container we have no position for: see [`start::without_position`].
     fn start_without_position(&self, id: &ContainerId) -> Option<StartFrom> {
-        let info = match self.client.inspect(id.as_str()) {
-            Ok(info) => info,
-            Err(e) if e.is_not_found() => return None,
+        let inspected = match self.client.inspect(id.as_str()) {
+            Ok(info) => Inspected::Found {
+                started: Timestamp::parse(info.state.started_at.as_bytes()).ok(),
+                running: info.state.running,
+            },
+            Err(e) if e.is_not_found() => Inspected::Gone,
             Err(e) => {
-                // Without its start time, read it from the first recorded run: that may
-                // re-read old lines but cannot lose any.
                 log::warn!(
                     "supervisor: cannot inspect {}: {e}; reading it from the first recorded run",
                     id.short()
                 );
-                return Some(StartFrom::Since(self.settings.first_run_at));
+                Inspected::Failed
             }
         };
-        let started = Timestamp::parse(info.state.started_at.as_bytes()).ok();
-        if started.is_some_and(|t| t >= self.settings.first_run_at) {
-            return Some(StartFrom::Since(self.settings.first_run_at));
-        }
-        if !info.state.running {
-            return None;
-        }
-        Some(match self.settings.initial {
-            Initial::Now => StartFrom::Since(self.settings.run_started),
-            Initial::Beginning => StartFrom::Beginning,
-            Initial::Tail(n) => StartFrom::Tail(n),
-        })
+        start::without_position(inspected, &self.settings.rules())
     }
 
     fn spawn(&mut self, found: Found, start: StartFrom, running: bool) {
