@@ -310,26 +310,5 @@ impl Dispatcher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sink_health_tracks_continuous_failure() {
-        let h = SinkHealth::default();
-        h.set("loki-1", true);
-        h.set("file-0", false);
-        assert_eq!(h.failing(Duration::ZERO), vec!["loki-1".to_string()]);
-        assert!(
-            h.failing(Duration::from_secs(60)).is_empty(),
-            "not for 60 s yet"
-        );
-        h.set("loki-1", true);
-        assert_eq!(
-            h.failing(Duration::ZERO).len(),
-            1,
-            "a second failure keeps the first time"
-        );
-        h.set("loki-1", false);
-        assert!(h.failing(Duration::ZERO).is_empty());
-    }
-}
+#[path = "dispatcher_tests.rs"]
+mod tests;

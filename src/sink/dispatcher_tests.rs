@@ -1,0 +1,242 @@
+//! The dispatcher's delivery, with fake sinks that answer from a script: every sink gets
+//! the batch before positions advance, a partial failure retries only the failed
+//! records, a rejection is counted and dropped, and the shutdown budget leaves an
+//! undelivered batch unacknowledged for the next run.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::capture::record::{sample_records, ContainerId, Position};
+use crate::sink::queue;
+
+/// What a fake sink was handed: the messages of each call, in order.
+type Calls = Arc<Mutex<Vec<Vec<String>>>>;
+
+/// A sink that answers each call from `script`, then with `then` forever.
+struct Scripted {
+    name: String,
+    script: VecDeque<Result<(), SinkError>>,
+    then: fn() -> Result<(), SinkError>,
+    calls: Calls,
+}
+
+impl Sink for Scripted {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write_batch(&mut self, batch: &Batch, _: Option<Instant>) -> Result<(), SinkError> {
+        let messages = batch.records.iter().map(|r| r.message.clone()).collect();
+        self.calls.lock().push(messages);
+        self.script.pop_front().unwrap_or_else(self.then)
+    }
+}
+
+fn ok() -> Result<(), SinkError> {
+    Ok(())
+}
+
+fn down() -> Result<(), SinkError> {
+    Err(SinkError::transient("connection refused"))
+}
+
+fn sink(
+    name: &str,
+    script: Vec<Result<(), SinkError>>,
+    then: fn() -> Result<(), SinkError>,
+) -> (Box<dyn Sink>, Calls) {
+    let calls = Calls::default();
+    let sink = Scripted {
+        name: name.to_owned(),
+        script: script.into(),
+        then,
+        calls: calls.clone(),
+    };
+    (Box::new(sink), calls)
+}
+
+/// Records "m 0" .. "m {n-1}" of container "c", record i at position (i + 1, 1).
+fn records(n: usize) -> Vec<Record> {
+    let mut records = sample_records(n, "m");
+    for (i, r) in records.iter_mut().enumerate() {
+        r.position = Position {
+            time: Timestamp::from_nanos(i as i64 + 1),
+            frames_at_time: 1,
+            file: None,
+        };
+    }
+    records
+}
+
+struct Run {
+    positions: Arc<Positions>,
+    health: Arc<SinkHealth>,
+    metrics: Arc<Metrics>,
+}
+
+impl Run {
+    fn acked(&self) -> Option<i64> {
+        self.positions
+            .get(&ContainerId::new("c"))
+            .map(|p| p.time.as_nanos())
+    }
+
+    fn counter(&self, v: &prometheus::IntCounterVec, sink: &str) -> u64 {
+        v.with_label_values(&[sink]).get()
+    }
+}
+
+/// Queues `records` in one batch, runs a dispatcher to `sinks` until it returns (the
+/// producer is gone; `shutdown` may end it earlier), and hands back what it acknowledged.
+fn dispatch(sinks: Vec<Box<dyn Sink>>, records: Vec<Record>, shutdown: Shutdown) -> Run {
+    let (tx, rx) = queue::bounded(64);
+    let positions = Arc::new(Positions::in_memory(Timestamp::from_nanos(0)));
+    let health = Arc::new(SinkHealth::default());
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let settings = BatchSettings {
+        records: 100,
+        bytes: 1 << 20,
+        timeout: Duration::from_millis(1),
+        shutdown_timeout: Duration::from_millis(300),
+        flush_interval: Duration::from_secs(1),
+    };
+    let d = Dispatcher::new(
+        rx,
+        sinks,
+        settings,
+        positions.clone(),
+        health.clone(),
+        metrics.clone(),
+        shutdown,
+    );
+    let mut batch = records;
+    tx.send_all(&mut batch).unwrap();
+    drop(tx);
+    d.run();
+    Run {
+        positions,
+        health,
+        metrics,
+    }
+}
+
+fn messages(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("m {i}")).collect()
+}
+
+#[test]
+fn every_sink_takes_the_batch_before_its_positions_advance() {
+    let (a, a_calls) = sink("a", vec![], ok);
+    let (b, b_calls) = sink("b", vec![], ok);
+    let run = dispatch(vec![a, b], records(3), Shutdown::new());
+    assert_eq!(*a_calls.lock(), vec![messages(0..3)]);
+    assert_eq!(*b_calls.lock(), vec![messages(0..3)]);
+    assert_eq!(run.acked(), Some(3), "the last record's position");
+    assert_eq!(run.counter(&run.metrics.sink_records, "b"), 3);
+}
+
+#[test]
+fn a_partial_failure_retries_only_the_failed_records() {
+    let partial = Err(SinkError::Partial {
+        retry: vec![1, 2],
+        message: "2 of 4 failed".into(),
+        retry_after: None,
+    });
+    let (a, a_calls) = sink("a", vec![partial], ok);
+    let (b, b_calls) = sink("b", vec![], ok);
+    let run = dispatch(vec![a, b], records(4), Shutdown::new());
+    assert_eq!(
+        *a_calls.lock(),
+        vec![messages(0..4), vec!["m 1".to_owned(), "m 2".to_owned()]]
+    );
+    assert_eq!(
+        *b_calls.lock(),
+        vec![messages(0..4)],
+        "the next sink gets the whole batch, once"
+    );
+    assert_eq!(run.counter(&run.metrics.sink_records, "a"), 4, "2 + 2");
+    assert_eq!(run.counter(&run.metrics.sink_retries, "a"), 1);
+    assert_eq!(run.counter(&run.metrics.sink_errors, "a"), 1);
+    assert_eq!(run.acked(), Some(4));
+    assert!(run.health.failing(Duration::ZERO).is_empty(), "recovered");
+}
+
+#[test]
+fn a_transient_failure_is_retried_until_the_sink_takes_the_batch() {
+    let (a, a_calls) = sink("a", vec![down(), down()], ok);
+    let run = dispatch(vec![a], records(2), Shutdown::new());
+    assert_eq!(*a_calls.lock(), vec![messages(0..2); 3]);
+    assert_eq!(run.counter(&run.metrics.sink_retries, "a"), 2);
+    assert_eq!(run.counter(&run.metrics.sink_records, "a"), 2);
+    assert_eq!(run.acked(), Some(2));
+}
+
+#[test]
+fn a_rejected_batch_is_counted_and_dropped_and_the_next_sink_still_gets_it() {
+    let (a, a_calls) = sink("a", vec![Err(SinkError::Rejected("400 bad".into()))], ok);
+    let (b, b_calls) = sink("b", vec![], ok);
+    let run = dispatch(vec![a, b], records(3), Shutdown::new());
+    assert_eq!(a_calls.lock().len(), 1, "never retried");
+    assert_eq!(*b_calls.lock(), vec![messages(0..3)]);
+    let m = &run.metrics;
+    assert_eq!(run.counter(&m.sink_rejected_records, "a"), 3);
+    assert_eq!(run.counter(&m.sink_records, "a"), 0);
+    assert_eq!(run.counter(&m.sink_retries, "a"), 0);
+    assert_eq!(
+        run.acked(),
+        Some(3),
+        "a rejection is final: re-reading would be rejected again"
+    );
+}
+
+#[test]
+fn the_shutdown_budget_leaves_an_undelivered_batch_unacknowledged() {
+    let (a, a_calls) = sink("a", vec![], ok);
+    let (b, b_calls) = sink("b", vec![], down);
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    let calls = b_calls.clone();
+    let run = std::thread::scope(|s| {
+        s.spawn(move || {
+            // Shutdown begins once the failing sink was tried.
+            while calls.lock().is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            trigger.trigger();
+        });
+        dispatch(vec![a, b], records(3), shutdown)
+    });
+    assert_eq!(a_calls.lock().len(), 1);
+    assert!(!b_calls.lock().is_empty());
+    assert_eq!(
+        run.acked(),
+        None,
+        "sink a took the batch, sink b did not: nothing is acknowledged"
+    );
+    assert_eq!(run.health.failing(Duration::ZERO), vec!["b".to_owned()]);
+    assert_eq!(run.counter(&run.metrics.sink_records, "b"), 0);
+}
+
+#[test]
+fn sink_health_tracks_continuous_failure() {
+    let h = SinkHealth::default();
+    h.set("loki-1", true);
+    h.set("file-0", false);
+    assert_eq!(h.failing(Duration::ZERO), vec!["loki-1".to_string()]);
+    assert!(
+        h.failing(Duration::from_secs(60)).is_empty(),
+        "not for 60 s yet"
+    );
+    h.set("loki-1", true);
+    assert_eq!(
+        h.failing(Duration::ZERO).len(),
+        1,
+        "a second failure keeps the first time"
+    );
+    h.set("loki-1", false);
+    assert!(h.failing(Duration::ZERO).is_empty());
+}
