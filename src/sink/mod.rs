@@ -2,6 +2,14 @@
 //! records are handed to the destination) or fails with a classified error: transient
 //! (retry the batch later), partial (retry only these records), or rejected (retrying
 //! would not help: count, log, drop). The dispatcher owns the retry loop.
+//!
+//! # Layout
+//! - `queue`: the bounded record queue between the producers (followers, the files
+//!   thread) and the dispatcher; producers block when it is full.
+//! - `dispatcher`: cuts batches, hands each to every sink in turn, retries with backoff,
+//!   acknowledges positions once every sink took a batch.
+//! - The sinks: `file` (rotating JSON lines), `stdout`, `loki`, `elasticsearch`; `http`
+//!   is what the HTTP sinks share (client, auth, gzip, the classification of answers).
 
 pub mod dispatcher;
 pub mod elasticsearch;
