@@ -56,7 +56,9 @@ impl ApiSource<'_> {
             let Some(permit) = self.gate.acquire(&ctx.shutdown) else {
                 break EndReason::Stopped;
             };
-            let opened = self.client.logs(ctx.meta.read().id.as_str(), &query);
+            // The ID is copied out: a rename must not wait for the request to open.
+            let id = ctx.meta().id.clone();
+            let opened = self.client.logs(id.as_str(), &query);
             drop(permit);
             let body_started = Instant::now();
             let end = match opened {
@@ -113,7 +115,8 @@ impl ApiSource<'_> {
     fn finish(&self, dec: &mut LogDecoder) -> EndReason {
         dec.restart();
         let query = self.query(dec, false, false);
-        match self.client.logs(self.ctx.meta.read().id.as_str(), &query) {
+        let id = self.ctx.meta().id.clone();
+        match self.client.logs(id.as_str(), &query) {
             Ok(body) => match self.pump(body, dec) {
                 BodyEnd::QueueClosed => return EndReason::QueueClosed,
                 BodyEnd::Error(e) => log::debug!("follower: final re-read: {e}"),

@@ -199,7 +199,8 @@ impl FileSource<'_> {
         if let Some(c) = from_file {
             return c.config.tty;
         }
-        match self.client.inspect(self.ctx.meta.read().id.as_str()) {
+        let id = self.ctx.meta().id.clone();
+        match self.client.inspect(id.as_str()) {
             Ok(info) => info.config.tty,
             Err(e) => {
                 log::warn!(
