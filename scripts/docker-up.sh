@@ -177,8 +177,16 @@ if [ -s "$DOCKERD_LOG" ]; then
 fi
 say "starting dockerd (log: $DOCKERD_LOG)"
 start_ms=$(( $(date +%s%N) / 1000000 ))
-setsid nohup dockerd --storage-driver=vfs --iptables=false --bridge=none \
-    </dev/null >"$DOCKERD_LOG" 2>&1 &
+# The daemon outlives us: it must not inherit our descriptors beyond 0-2 (a lock a
+# caller holds, e.g. `flock LOCK scripts/test.sh`, would otherwise stay held by dockerd).
+(
+    for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+    done
+    exec setsid nohup dockerd --storage-driver=vfs --iptables=false --bridge=none \
+        </dev/null >"$DOCKERD_LOG" 2>&1
+) &
 dpid=$!
 
 if ! wait_for_ping "$dpid"; then
