@@ -61,7 +61,7 @@ impl Splitter {
 
     /// Feeds the next bytes of the file; calls `emit` for each completed line, in order.
     pub fn push(&mut self, mut bytes: &[u8], mut emit: impl FnMut(Line)) {
-        while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', bytes) {
             let body = &bytes[..i];
             self.offset += i as u64 + 1;
             let (text, truncated) = if self.buf.is_empty() && !self.overflow {
