@@ -247,6 +247,11 @@ mod tests {
             "expected a string",
         );
         assert_error(
+            "[containers]\ninclude_images = [\"nginx:*\", \"redis:[7\"]\n",
+            "containers.include_images",
+            "\"redis:[7\" is not a valid glob",
+        );
+        assert_error(
             "[containers]\nread_from = \"disk\"\n",
             "containers.read_from",
             "\"api\", \"files\" or \"auto\"",
