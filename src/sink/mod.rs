@@ -63,7 +63,7 @@ pub enum SinkError {
     /// Worth retrying the whole batch (connection refused, timeout, 429, 5xx, disk full).
     Transient {
         message: String,
-        /// The server's Retry-After, a floor for the next delay.
+        /// The server's Retry-After, a floor for the next delay (up to the backoff's cap).
         retry_after: Option<Duration>,
     },
     /// Some records were taken; these (indices into the batch) failed transiently.
