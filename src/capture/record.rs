@@ -1,5 +1,5 @@
 //! The record: one logical line with its container metadata and its stream position,
-//! serialised as one JSON object with SPEC §4's field order.
+//! serialised as one JSON object with the field order of the README's Records section.
 
 use std::collections::BTreeMap;
 use std::fmt;

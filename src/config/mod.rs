@@ -1,7 +1,7 @@
 //! The configuration: typed sections read from an optional TOML file over built-in
-//! defaults (SPEC §3), then `LOG_CAPTURER_<SECTION>_<KEY>` and `DOCKER_HOST` overrides,
-//! then validated. Every error names the dotted key and the file or variable it came
-//! from; unknown keys and variables are errors, never ignored.
+//! defaults (those of `config/log-capturer.toml`), then `LOG_CAPTURER_<SECTION>_<KEY>`
+//! and `DOCKER_HOST` overrides, then validated. Every error names the dotted key and the
+//! file or variable it came from; unknown keys and variables are errors, never ignored.
 //!
 //! # Layout
 //! - `sections.rs`: the section structs, `Initial`, `ReadFrom`, and defaults.

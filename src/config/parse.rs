@@ -20,7 +20,7 @@ const SECTIONS: [&str; 7] = [
     "sinks",
 ];
 
-/// The sink `type`s, in the order of SPEC §3.
+/// The sink `type`s, in the order of the README's Sinks section.
 const SINK_TYPES: [&str; 4] = ["file", "stdout", "loki", "elasticsearch"];
 
 /// Parses `text` over the defaults, without validating. Errors carry no origin yet.

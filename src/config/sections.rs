@@ -1,8 +1,7 @@
 //! The typed sections of the config file (the sinks are in `sinks.rs`) and their
-//! defaults, which are exactly the values documented in SPEC §3 and in
-//! `config/log-capturer.toml`. Each section is
-//! `#[serde(default, deny_unknown_fields)]`: a file overrides only what it names, and
-//! a misspelt key is an error rather than silently ignored.
+//! defaults, which are exactly the values documented in `config/log-capturer.toml`. Each
+//! section is `#[serde(default, deny_unknown_fields)]`: a file overrides only what it
+//! names, and a misspelt key is an error rather than silently ignored.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -34,7 +34,7 @@ impl Batch {
         }
     }
 
-    /// One JSON object per record, each ending in `\n` (SPEC §4).
+    /// One JSON object per record, each ending in `\n` (README, Records).
     pub fn json_lines(&self) -> &[u8] {
         self.json_lines.get_or_init(|| {
             let mut out =
