@@ -153,26 +153,19 @@ fn split_number(text: &str) -> (&str, &str) {
 /// `number * scale` for a non-negative decimal like `"1.5"`, exactly, truncating any
 /// fraction below one unit of the result. `None` when malformed or overflowing.
 fn scale_decimal(number: &str, scale: u128) -> Option<u128> {
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty()
-        || !digits(whole)
-        || !digits(fraction)
-        || (number.contains('.') && fraction.is_empty())
-    {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) {
         return None;
     }
     // Digits past the 20th cannot change the result by a whole unit of any scale here.
     let fraction = &fraction[..fraction.len().min(20)];
-    let numerator = if fraction.is_empty() {
-        0
-    } else {
-        fraction.parse::<u128>().ok()?
-    };
-    let denominator = 10u128.pow(u32::try_from(fraction.len()).ok()?);
-    let value = whole.parse::<u128>().ok()?.checked_mul(scale)?;
-    let value = value.checked_add(numerator * scale / denominator)?;
-    Some(value)
+    let part = fraction.parse::<u128>().ok()? * scale / 10u128.pow(fraction.len() as u32);
+    whole
+        .parse::<u128>()
+        .ok()?
+        .checked_mul(scale)?
+        .checked_add(part)
 }
 
 /// Deserializes any `FromStr<Err = InvalidValue>` type from a string.
