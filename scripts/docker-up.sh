@@ -4,8 +4,9 @@
 # Idempotent: exits 0 at once when the daemon already answers GET /_ping.
 # Otherwise installs docker.io, busybox-static and curl when missing (needs
 # root), removes a stale /var/run/docker.pid left by an unclean stop, starts
-# dockerd detached (vfs storage, no iptables, no bridge: see DESIGN.md
-# "Running a real Docker Engine here") and waits up to 60 s for it to answer.
+# dockerd detached (vfs storage, no iptables, no bridge: the fewest kernel
+# features dockerd can run on, and the test containers need no network) and
+# waits up to 60 s for it to answer.
 #
 # Environment:
 #   DOCKERD_LOG       dockerd's log file (default /tmp/log-capturer-dockerd.log)

@@ -27,10 +27,12 @@ impl Backoff {
         jitter(base)
     }
 
-    /// The next delay, but at least `floor` (a server's Retry-After).
+    /// The next delay, but at least `floor` (a server's Retry-After) as long as that is
+    /// within the cap: a server asking for more (an hour, a day) is retried after the cap,
+    /// as in any other outage, rather than holding the whole pipeline back that long.
     pub fn next_at_least(&mut self, floor: Option<Duration>) -> Duration {
         let d = self.next_delay();
-        floor.map_or(d, |f| d.max(f.min(self.max.max(f))))
+        floor.map_or(d, |f| d.max(f.min(self.max)))
     }
 
     /// Back to the shortest delay after a success.
@@ -90,10 +92,13 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_a_floor() {
+    fn retry_after_is_a_floor_up_to_the_cap() {
         let mut b = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         assert!(b.next_at_least(Some(Duration::from_secs(5))) >= Duration::from_secs(5));
         assert!(b.next_at_least(None) <= Duration::from_millis(500));
+        // A Retry-After beyond the cap waits the cap.
+        let hour = Some(Duration::from_secs(3600));
+        assert_eq!(b.next_at_least(hour), Duration::from_secs(30));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the whole process: one `Metrics` value, built once, shared by
-//! `Arc`, with a typed handle per SPEC §6 metric. Label values are fixed sets (endpoint,
-//! stream, sink name, end reason), so cardinality stays bounded.
+//! `Arc`, with a typed handle per metric the README lists (Endpoints and metrics). Label
+//! values are fixed sets (endpoint, stream, sink name, end reason), so cardinality stays
+//! bounded.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,

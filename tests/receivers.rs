@@ -23,6 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use serde_json::{json, Value};
 use tiny_http::{Header, Response, Server};
 
@@ -61,7 +62,8 @@ impl Request {
 
     /// `Authorization: Basic` decoded into (user, password).
     pub fn basic_auth(&self) -> Option<(String, String)> {
-        let text = String::from_utf8(base64_decode(self.credentials("Basic")?)?).ok()?;
+        let text =
+            String::from_utf8(BASE64_STANDARD.decode(self.credentials("Basic")?).ok()?).ok()?;
         let (user, password) = text.split_once(':')?;
         Some((user.to_string(), password.to_string()))
     }
@@ -566,26 +568,6 @@ fn parse_bulk(body: &[u8]) -> Result<Vec<(String, String, Option<Value>)>, Strin
         out.push((op.clone(), index.to_string(), doc));
     }
     Ok(out)
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let (mut out, mut acc, mut bits) = (vec![], 0u32, 0);
-    for c in s.bytes().filter(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        (acc, bits) = ((acc << 6 | u32::from(v)) & 0xffff, bits + 6);
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 type Resp = (u16, String, String); // status, header block (lowercased), body

@@ -1,10 +1,11 @@
 //! Which containers are followed: glob filters on name, labels and image (exclude wins),
 //! the `log-capturer.exclude=true` label, and our own container. Also which label keys
-//! are copied into records. Pure.
+//! are copied into records. Pure; the globs are compiled with the config
+//! (`config/patterns.rs`).
 
 use std::collections::BTreeMap;
 
-use crate::config::ContainersConfig;
+use crate::config::{ContainersConfig, Glob, LabelFilter};
 
 /// A container as the filters see it.
 pub struct Candidate<'a> {
@@ -20,12 +21,12 @@ pub const EXCLUDE_LABEL: &str = "log-capturer.exclude";
 /// The compiled `[containers]` filters.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    pub include_names: Vec<String>,
-    pub exclude_names: Vec<String>,
-    pub include_labels: Vec<String>,
-    pub exclude_labels: Vec<String>,
-    pub include_images: Vec<String>,
-    pub record_labels: Vec<String>,
+    pub include_names: Vec<Glob>,
+    pub exclude_names: Vec<Glob>,
+    pub include_labels: Vec<LabelFilter>,
+    pub exclude_labels: Vec<LabelFilter>,
+    pub include_images: Vec<Glob>,
+    pub record_labels: Vec<Glob>,
     /// Our own container ID, when we run inside one.
     pub own_id: Option<String>,
 }
@@ -54,20 +55,11 @@ impl Filter {
         if c.labels.get(EXCLUDE_LABEL).map(String::as_str) == Some("true") {
             return false;
         }
-        if any_glob(&self.exclude_names, c.name)
-            || self
-                .exclude_labels
-                .iter()
-                .any(|l| label_matches(l, c.labels))
-        {
+        if any_glob(&self.exclude_names, c.name) || any_label(&self.exclude_labels, c.labels) {
             return false;
         }
         let names_ok = self.include_names.is_empty() || any_glob(&self.include_names, c.name);
-        let labels_ok = self.include_labels.is_empty()
-            || self
-                .include_labels
-                .iter()
-                .any(|l| label_matches(l, c.labels));
+        let labels_ok = self.include_labels.is_empty() || any_label(&self.include_labels, c.labels);
         let images_ok = self.include_images.is_empty() || any_glob(&self.include_images, c.image);
         names_ok && labels_ok && images_ok
     }
@@ -82,40 +74,12 @@ impl Filter {
     }
 }
 
-fn any_glob(patterns: &[String], s: &str) -> bool {
-    patterns.iter().any(|p| glob(p, s))
+fn any_glob(globs: &[Glob], s: &str) -> bool {
+    globs.iter().any(|g| g.matches(s))
 }
 
-/// `"key"` (present) or `"key=glob"`.
-fn label_matches(spec: &str, labels: &BTreeMap<String, String>) -> bool {
-    match spec.split_once('=') {
-        Some((key, pattern)) => labels.get(key).is_some_and(|v| glob(pattern, v)),
-        None => labels.contains_key(spec),
-    }
-}
-
-/// Shell-style glob with `*` and `?` over characters; everything else is literal.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+fn any_label(filters: &[LabelFilter], labels: &BTreeMap<String, String>) -> bool {
+    filters.iter().any(|f| f.matches(labels))
 }
 
 /// Our own container ID when running inside Docker, from the mount table (the
@@ -145,18 +109,7 @@ fn find_container_id(mountinfo: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("*", ""));
-        assert!(glob("web-*", "web-1"));
-        assert!(!glob("web-*", "db-1"));
-        assert!(glob("a?c", "abc"));
-        assert!(glob("*a*b*", "xxaxxbxx"));
-        assert!(!glob("*a*b", "xxaxxbxx"));
-        assert!(glob("exact", "exact"));
-        assert!(glob("é*", "éa"));
-    }
+    use crate::config::parse_all;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -176,17 +129,17 @@ mod tests {
         };
         let mut f = Filter::default();
         assert!(f.accepts(&c));
-        f.include_names = vec!["web-*".into()];
+        f.include_names = parse_all(&["web-*"]);
         assert!(f.accepts(&c));
-        f.exclude_labels = vec!["tier=fr*".into()];
+        f.exclude_labels = parse_all(&["tier=fr*"]);
         assert!(!f.accepts(&c), "exclude wins");
         f.exclude_labels.clear();
-        f.include_labels = vec!["missing".into()];
+        f.include_labels = parse_all(&["missing"]);
         assert!(!f.accepts(&c));
-        f.include_labels = vec!["app".into()];
-        f.include_images = vec!["nginx:*".into()];
+        f.include_labels = parse_all(&["app"]);
+        f.include_images = parse_all(&["nginx:*"]);
         assert!(f.accepts(&c));
-        f.include_images = vec!["redis*".into()];
+        f.include_images = parse_all(&["redis*"]);
         assert!(!f.accepts(&c));
     }
 
@@ -222,7 +175,7 @@ mod tests {
     #[test]
     fn record_label_selection() {
         let f = Filter {
-            record_labels: vec!["com.docker.compose.*".into()],
+            record_labels: parse_all(&["com.docker.compose.*"]),
             ..Filter::default()
         };
         let l = labels(&[("com.docker.compose.service", "web"), ("other", "x")]);

@@ -75,7 +75,7 @@ pub fn quick_time(line: &[u8]) -> Option<Timestamp> {
     const KEY: &[u8] = b"\"time\":\"";
     let body = line.strip_suffix(b"\"}")?;
     let tail = &body[body.len().saturating_sub(48)..];
-    let at = tail.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let at = memchr::memmem::rfind(tail, KEY)?;
     Timestamp::parse(&tail[at + KEY.len()..]).ok()
 }
 

@@ -187,7 +187,7 @@ impl LogFile {
             if buf.pop() != Some(b'\n') {
                 return Ok(None);
             }
-            match buf.iter().rposition(|&b| b == b'\n') {
+            match memchr::memrchr(b'\n', &buf) {
                 Some(nl) => return Ok(Some(buf.split_off(nl + 1))),
                 None if from == 0 => return Ok(Some(buf)),
                 None => {}
@@ -207,7 +207,7 @@ impl LogFile {
                 return Ok(n);
             }
             at += got as u64;
-            n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+            n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
         }
     }
 
@@ -234,7 +234,7 @@ impl LogFile {
             .read_to_end(&mut self.buf)?;
         report.bytes = n;
         let mut from = 0;
-        while let Some(nl) = memchr(b'\n', &self.buf[from..]) {
+        while let Some(nl) = memchr::memchr(b'\n', &self.buf[from..]) {
             let end = from + nl;
             let start_off = self.offset + from as u64;
             let next_off = self.offset + end as u64 + 1;
@@ -261,10 +261,6 @@ impl LogFile {
         }
         Ok(report)
     }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]

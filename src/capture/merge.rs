@@ -109,14 +109,31 @@ impl LineMerger {
         }
         if line.truncated {
             // Do not leave half a UTF-8 sequence at the cut.
-            if let Err(e) = std::str::from_utf8(&line.text) {
-                if e.error_len().is_none() {
-                    line.text.truncate(e.valid_up_to());
-                }
-            }
+            line.text.truncate(utf8_cut(&line.text));
         }
         line
     }
+}
+
+/// Length of `bytes` without a UTF-8 sequence left incomplete at its end: where a line
+/// cut at a byte limit ends (invalid bytes are kept, for the lossy conversion).
+pub(crate) fn utf8_cut(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    for back in 1..=n.min(4) {
+        let b = bytes[n - back];
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: look for its lead
+        }
+        let need = match b {
+            0xF8.. => 1, // never a lead byte: left to the lossy conversion
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        };
+        return if need > back { n - back } else { n };
+    }
+    n
 }
 
 #[cfg(test)]
@@ -188,6 +205,10 @@ mod tests {
         let out = run(&mut m, &[(1, "aaé€\n".as_bytes())]);
         assert_eq!(out[0].text, "aaé".as_bytes());
         assert!(out[0].truncated);
+        // An invalid byte earlier in the line does not keep half a sequence at the cut.
+        let mut m = LineMerger::new(5, false);
+        let out = run(&mut m, &[(2, b"\xffa\xc3\xa9\xe2\x82\xac\n")]);
+        assert_eq!(out[0].text, b"\xffa\xc3\xa9");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The Loki and Elasticsearch sinks' entries and their defaults (SPEC §3). Credentials
-//! are typed [`Secret`], so neither `Debug` nor `--check-config` shows them, and optional
-//! keys that are unset are left out of `--check-config` output rather than printed empty.
+//! The Loki and Elasticsearch sinks' entries and their defaults (those of
+//! `config/log-capturer.toml`). Credentials are typed [`Secret`], so neither `Debug` nor
+//! `--check-config` shows them, and optional keys that are unset are left out of
+//! `--check-config` output rather than printed empty.
 
 use std::collections::BTreeMap;
 use std::fmt;

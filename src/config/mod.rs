@@ -1,12 +1,13 @@
 //! The configuration: typed sections read from an optional TOML file over built-in
-//! defaults (SPEC §3), then `LOG_CAPTURER_<SECTION>_<KEY>` and `DOCKER_HOST` overrides,
-//! then validated. Every error names the dotted key and the file or variable it came
-//! from; unknown keys and variables are errors, never ignored.
+//! defaults (those of `config/log-capturer.toml`), then `LOG_CAPTURER_<SECTION>_<KEY>`
+//! and `DOCKER_HOST` overrides, then validated. Every error names the dotted key and the
+//! file or variable it came from; unknown keys and variables are errors, never ignored.
 //!
 //! # Layout
 //! - `sections.rs`: the section structs, `Initial`, `ReadFrom`, and defaults.
 //! - `sinks.rs`: `SinkConfig`, the file and stdout sinks, and defaults.
 //! - `http_sinks.rs`: the Loki and Elasticsearch sinks, and defaults.
+//! - `patterns.rs`: `Glob` and `LabelFilter`, the container filters' globs.
 //! - `template.rs`: Loki label templates and Elasticsearch index patterns, parsed for
 //!   validation and for the sinks alike.
 //! - `units.rs`: `HumanDuration` and `ByteSize`, parsed and printed as strings.
@@ -21,6 +22,7 @@ mod env;
 mod error;
 mod http_sinks;
 mod parse;
+mod patterns;
 mod secret;
 mod sections;
 mod sinks;
@@ -36,6 +38,9 @@ use serde::Serialize;
 
 pub use error::{ConfigError, Origin};
 pub use http_sinks::{ElasticsearchSinkConfig, LineFormat, LokiSinkConfig};
+#[cfg(test)]
+pub(crate) use patterns::parse_all;
+pub use patterns::{Glob, LabelFilter};
 pub use secret::{is_secret_key, Secret, REDACTED};
 pub use sections::{
     ContainersConfig, DockerConfig, FilesConfig, Initial, PipelineConfig, PositionsConfig,
@@ -249,7 +254,7 @@ mod tests {
         let mut expected = Config::default();
         expected.docker.read_timeout = HumanDuration(Duration::from_millis(250));
         expected.pipeline.batch_bytes = ByteSize(4 << 20);
-        expected.containers.include_names = vec!["web-*".into()];
+        expected.containers.include_names = parse_all(&["web-*"]);
         assert_eq!(config, expected);
     }
 
@@ -271,7 +276,7 @@ mod tests {
         config.docker.api_version = "1.41".into();
         config.containers.initial = Initial::Tail(50);
         config.containers.read_from = ReadFrom::Api;
-        config.containers.exclude_labels = vec!["com.example.skip".into(), "tier=db*".into()];
+        config.containers.exclude_labels = parse_all(&["com.example.skip", "tier=db*"]);
         config.pipeline.batch_timeout = HumanDuration(Duration::from_micros(1500));
         config.pipeline.batch_bytes = ByteSize(10_000);
         config.server.listen = String::new();

@@ -20,7 +20,7 @@ const SECTIONS: [&str; 7] = [
     "sinks",
 ];
 
-/// The sink `type`s, in the order of SPEC §3.
+/// The sink `type`s, in the order of the README's Sinks section.
 const SINK_TYPES: [&str; 4] = ["file", "stdout", "loki", "elasticsearch"];
 
 /// Parses `text` over the defaults, without validating. Errors carry no origin yet.
@@ -245,6 +245,11 @@ mod tests {
             "[containers]\ninclude_names = [\"web\", 7]\n",
             "containers.include_names",
             "expected a string",
+        );
+        assert_error(
+            "[containers]\ninclude_images = [\"nginx:*\", \"redis:[7\"]\n",
+            "containers.include_images",
+            "\"redis:[7\" is not a valid glob",
         );
         assert_error(
             "[containers]\nread_from = \"disk\"\n",

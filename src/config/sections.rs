@@ -1,8 +1,7 @@
 //! The typed sections of the config file (the sinks are in `sinks.rs`) and their
-//! defaults, which are exactly the values documented in SPEC §3 and in
-//! `config/log-capturer.toml`. Each section is
-//! `#[serde(default, deny_unknown_fields)]`: a file overrides only what it names, and
-//! a misspelt key is an error rather than silently ignored.
+//! defaults, which are exactly the values documented in `config/log-capturer.toml`. Each
+//! section is `#[serde(default, deny_unknown_fields)]`: a file overrides only what it
+//! names, and a misspelt key is an error rather than silently ignored.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::patterns::{Glob, LabelFilter};
 use super::units::{deserialize_from_str, ByteSize, HumanDuration, InvalidValue};
 
 pub(super) const MIB: u64 = 1024 * 1024;
@@ -46,15 +46,15 @@ impl Default for DockerConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContainersConfig {
-    pub include_names: Vec<String>,
-    pub exclude_names: Vec<String>,
-    pub include_labels: Vec<String>,
-    pub exclude_labels: Vec<String>,
-    pub include_images: Vec<String>,
+    pub include_names: Vec<Glob>,
+    pub exclude_names: Vec<Glob>,
+    pub include_labels: Vec<LabelFilter>,
+    pub exclude_labels: Vec<LabelFilter>,
+    pub include_images: Vec<Glob>,
     pub stdout: bool,
     pub stderr: bool,
     pub initial: Initial,
-    pub record_labels: Vec<String>,
+    pub record_labels: Vec<Glob>,
     pub max_line_bytes: ByteSize,
     pub max_streams: usize,
     pub read_from: ReadFrom,
@@ -79,7 +79,7 @@ impl Default for ContainersConfig {
             stdout: true,
             stderr: true,
             initial: Initial::Now,
-            record_labels: vec!["*".to_owned()],
+            record_labels: vec!["*".parse().expect("\"*\" is a valid glob")],
             max_line_bytes: ByteSize(MIB),
             max_streams: 1024,
             read_from: ReadFrom::Api,

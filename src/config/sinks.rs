@@ -1,6 +1,7 @@
 //! The `[[sinks]]` entries: `SinkConfig`, picked by the `type` key, and the file and
-//! stdout sinks with their defaults (SPEC §3); the HTTP sinks are in `http_sinks.rs`.
-//! Like the sections, each is `#[serde(default, deny_unknown_fields)]`.
+//! stdout sinks with their defaults (those of `config/log-capturer.toml`); the HTTP sinks
+//! are in `http_sinks.rs`. Like the sections, each is `#[serde(default,
+//! deny_unknown_fields)]`.
 
 use std::path::PathBuf;
 

@@ -12,7 +12,7 @@ pub enum TemplatePart {
     Field(TemplateField),
 }
 
-/// A record field a label template can name (SPEC §4).
+/// A record field a label template can name (README, Sinks: `loki` labels).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TemplateField {
     ContainerId,

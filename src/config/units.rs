@@ -1,7 +1,8 @@
-//! Human-readable units of the config file: durations (`"500ms"`, `"10s"`, `"1.5m"`)
-//! and byte sizes (`"64KiB"`, `"100MiB"`, `"10MB"`, or a bare byte count). Both parse
-//! exactly (no floating point), print back in a canonical short form that parses to
-//! the same value, and (de)serialize as strings so `--check-config` output round-trips.
+//! Human-readable units of the config file: durations (`"500ms"`, `"10s"`, `"1.5m"`,
+//! read and written by `humantime`) and byte sizes (`"64KiB"`, `"100MiB"`, `"10MB"`, or
+//! a bare byte count, parsed exactly without floating point). Both print back in a short
+//! form that parses to the same value, and (de)serialize as strings so `--check-config`
+//! output round-trips.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -23,7 +24,8 @@ impl fmt::Display for InvalidValue {
 
 impl std::error::Error for InvalidValue {}
 
-/// A duration written as a number and a unit: `ns`, `us`, `ms`, `s`, `m` or `h`.
+/// A duration as `humantime` reads and writes it: a number (decimals allowed) and a unit
+/// (`ns`, `us`, `ms`, `s`, `m`, `h`, `d`...), or several summed (`"1m 30s"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
@@ -33,54 +35,38 @@ impl HumanDuration {
     }
 }
 
-const DURATION_UNITS: [(&str, u128); 7] = [
-    ("ns", 1),
-    ("us", 1_000),
-    ("µs", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
-];
-
 impl FromStr for HumanDuration {
     type Err = InvalidValue;
 
     fn from_str(text: &str) -> Result<Self, InvalidValue> {
-        let invalid = || {
+        // humantime panics on a total of exactly u64::MAX seconds (a missed carry). That
+        // needs a number of 12 digits or more, or over five parts: refused first, as they
+        // are far past the bound below anyway.
+        let digits = text
+            .split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max();
+        if digits > Some(11) || text.len() > 64 {
+            return Err(InvalidValue(format!(
+                "duration {text:?} is too long: at most 64 characters, 11 digits a number"
+            )));
+        }
+        let duration = humantime::parse_duration(text).map_err(|e| {
             InvalidValue(format!(
-                "invalid duration {text:?}: expected a number and a unit \
-                 (ns, us, ms, s, m, h), e.g. \"500ms\", \"10s\", \"1.5m\""
+                "invalid duration {text:?}: {e}; write e.g. \"500ms\", \"10s\", \"1.5m\""
             ))
-        };
-        let (number, unit) = split_number(text.trim());
-        let scale = DURATION_UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, scale)| *scale)
-            .ok_or_else(invalid)?;
-        let nanos = scale_decimal(number, scale).ok_or_else(invalid)?;
-        let nanos = u64::try_from(nanos)
-            .map_err(|_| InvalidValue(format!("duration {text:?} is too large")))?;
-        Ok(HumanDuration(Duration::from_nanos(nanos)))
+        })?;
+        // At most u64::MAX nanoseconds (584 years): deadlines computed from it cannot overflow.
+        if duration.as_nanos() > u128::from(u64::MAX) {
+            return Err(InvalidValue(format!("duration {text:?} is too large")));
+        }
+        Ok(HumanDuration(duration))
     }
 }
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nanos = self.0.as_nanos();
-        if nanos == 0 {
-            return f.write_str("0s");
-        }
-        // Largest unit that divides exactly, so the text parses back to the same value.
-        let (unit, scale) = DURATION_UNITS
-            .iter()
-            .rev()
-            .filter(|(name, _)| *name != "µs")
-            .find(|(_, scale)| nanos % scale == 0)
-            .copied()
-            .unwrap_or(("ns", 1));
-        write!(f, "{}{unit}", nanos / scale)
+        write!(f, "{}", humantime::format_duration(self.0))
     }
 }
 
@@ -167,26 +153,19 @@ fn split_number(text: &str) -> (&str, &str) {
 /// `number * scale` for a non-negative decimal like `"1.5"`, exactly, truncating any
 /// fraction below one unit of the result. `None` when malformed or overflowing.
 fn scale_decimal(number: &str, scale: u128) -> Option<u128> {
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty()
-        || !digits(whole)
-        || !digits(fraction)
-        || (number.contains('.') && fraction.is_empty())
-    {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) {
         return None;
     }
     // Digits past the 20th cannot change the result by a whole unit of any scale here.
     let fraction = &fraction[..fraction.len().min(20)];
-    let numerator = if fraction.is_empty() {
-        0
-    } else {
-        fraction.parse::<u128>().ok()?
-    };
-    let denominator = 10u128.pow(u32::try_from(fraction.len()).ok()?);
-    let value = whole.parse::<u128>().ok()?.checked_mul(scale)?;
-    let value = value.checked_add(numerator * scale / denominator)?;
-    Some(value)
+    let part = fraction.parse::<u128>().ok()? * scale / 10u128.pow(fraction.len() as u32);
+    whole
+        .parse::<u128>()
+        .ok()?
+        .checked_mul(scale)?
+        .checked_add(part)
 }
 
 /// Deserializes any `FromStr<Err = InvalidValue>` type from a string.
@@ -290,7 +269,6 @@ mod tests {
         assert_eq!(duration("0.25m").unwrap(), Duration::from_secs(15));
         assert_eq!(duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(duration("0.1s").unwrap(), Duration::from_millis(100));
-        assert_eq!(duration("1.0000000001s").unwrap(), Duration::new(1, 0));
         assert_eq!(duration(" 2 s ").unwrap(), Duration::from_secs(2));
         assert_eq!(duration("0s").unwrap(), Duration::ZERO);
     }
@@ -311,8 +289,10 @@ mod tests {
             ("10s", "10s"),
             ("5m", "5m"),
             ("60m", "1h"),
-            ("90s", "90s"),
-            ("1.5s", "1500ms"),
+            ("90s", "1m 30s"),
+            ("1.5s", "1s 500ms"),
+            ("1m 30s", "1m 30s"),
+            ("48h", "2days"),
             ("0ms", "0s"),
             ("250us", "250us"),
             ("3ns", "3ns"),
@@ -320,6 +300,19 @@ mod tests {
             let parsed: HumanDuration = text.parse().unwrap();
             assert_eq!(parsed.to_string(), shown);
             assert_eq!(shown.parse::<HumanDuration>().unwrap(), parsed);
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        let max = HumanDuration(Duration::from_nanos(u64::MAX));
+        assert_eq!(max.to_string().parse::<HumanDuration>(), Ok(max));
+        for text in [
+            "18446744073709551615s 999999999ns 1ns",
+            "99999999999y 99999999999y 99999999999y 99999999999y 99999999999y 9y",
+            "584y 7months",
+        ] {
+            assert!(duration(text).is_err(), "{text}");
         }
     }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::validate_http;
 use super::{
-    ByteSize, Config, ConfigError, ContainersConfig, DockerConfig, HumanDuration, PipelineConfig,
-    SinkConfig,
+    ByteSize, Config, ConfigError, ContainersConfig, DockerConfig, Glob, HumanDuration,
+    PipelineConfig, SinkConfig,
 };
 
 const MIN_BYTES: ByteSize = ByteSize(1024);
@@ -72,13 +72,13 @@ fn containers(containers: &ContainersConfig) -> Result<(), ConfigError> {
         ("exclude_labels", &containers.exclude_labels),
     ] {
         for (index, filter) in filters.iter().enumerate() {
-            let label = filter
-                .split_once('=')
-                .map_or(filter.as_str(), |(key, _)| key);
             check(
-                !label.is_empty(),
+                !filter.key.is_empty(),
                 &format!("containers.{name}[{index}]"),
-                || format!("{filter:?} has no label key: expected \"key\" or \"key=glob\""),
+                || {
+                    let filter = filter.to_string();
+                    format!("{filter:?} has no label key: expected \"key\" or \"key=glob\"")
+                },
             )?;
         }
     }
@@ -111,11 +111,8 @@ fn files(paths: &[String]) -> Result<(), ConfigError> {
         check(Path::new(p).is_absolute(), "files.paths", || {
             format!("{p:?} must be an absolute path (a glob like \"/var/log/*.log\")")
         })?;
-        if let Err(e) = glob::Pattern::new(p) {
-            return Err(ConfigError::at(
-                "files.paths",
-                format!("{p:?} is not a valid glob: {e}"),
-            ));
+        if let Err(e) = p.parse::<Glob>() {
+            return Err(ConfigError::at("files.paths", e.0));
         }
     }
     Ok(())
@@ -305,7 +302,7 @@ mod tests {
     #[test]
     fn label_filters_need_a_key() {
         assert_invalid("containers.exclude_labels[1]", "no label key", |c| {
-            c.containers.exclude_labels = vec!["a=b".into(), "=b".into()]
+            c.containers.exclude_labels = super::super::parse_all(&["a=b", "=b"])
         });
     }
 

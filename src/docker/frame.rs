@@ -165,14 +165,14 @@ impl FrameBuffer {
         // No space where a timestamp ends means garbage: cut it into 16 KiB pieces (the
         // caller rejects them) instead of buffering without bound.
         let head = &pending[..pending.len().min(MAX_TIMESTAMP_PREFIX)];
-        let limit = match head.iter().position(|&b| b == b' ') {
+        let limit = match memchr::memchr(b' ', head) {
             Some(i) => i + 1 + DOCKER_MESSAGE_BYTES,
             None if pending.len() >= MAX_TIMESTAMP_PREFIX => DOCKER_MESSAGE_BYTES,
             None if at_eof => pending.len(),
             None => return None,
         };
         let window = &pending[..limit.min(pending.len())];
-        let len = match memchr_newline(window) {
+        let len = match memchr::memchr(b'\n', window) {
             Some(i) => i + 1,
             None if pending.len() >= limit => limit,
             None if at_eof => pending.len(),
@@ -182,10 +182,6 @@ impl FrameBuffer {
         self.start += len;
         Some(&self.buf[from..from + len])
     }
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }
 
 /// One stdcopy frame as the daemon sends it (test fixtures).

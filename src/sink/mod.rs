@@ -42,7 +42,7 @@ impl Batch {
         }
     }
 
-    /// One JSON object per record, each ending in `\n` (SPEC §4).
+    /// One JSON object per record, each ending in `\n` (README, Records).
     pub fn json_lines(&self) -> &[u8] {
         self.json_lines.get_or_init(|| {
             let mut out =
@@ -71,7 +71,7 @@ pub enum SinkError {
     /// Worth retrying the whole batch (connection refused, timeout, 429, 5xx, disk full).
     Transient {
         message: String,
-        /// The server's Retry-After, a floor for the next delay.
+        /// The server's Retry-After, a floor for the next delay (up to the backoff's cap).
         retry_after: Option<Duration>,
     },
     /// Some records were taken; these (indices into the batch) failed transiently.

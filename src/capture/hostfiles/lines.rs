@@ -4,6 +4,8 @@
 //! after the last `\n` stays pending until more arrives or [`Splitter::flush`] is called:
 //! an offset handed out never covers bytes not yet in a line.
 
+use crate::capture::merge::utf8_cut;
+
 /// One line of a host file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
@@ -61,7 +63,7 @@ impl Splitter {
 
     /// Feeds the next bytes of the file; calls `emit` for each completed line, in order.
     pub fn push(&mut self, mut bytes: &[u8], mut emit: impl FnMut(Line)) {
-        while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', bytes) {
             let body = &bytes[..i];
             self.offset += i as u64 + 1;
             let (text, truncated) = if self.buf.is_empty() && !self.overflow {
@@ -137,26 +139,6 @@ fn message(body: &[u8], max: usize, overflow: bool, complete: bool) -> (Vec<u8>,
     }
     let head = &body[..body.len().min(max)];
     (head[..utf8_cut(head)].to_vec(), true)
-}
-
-/// Length of `bytes` without a UTF-8 sequence left incomplete at its end.
-fn utf8_cut(bytes: &[u8]) -> usize {
-    let n = bytes.len();
-    for back in 1..=n.min(4) {
-        let b = bytes[n - back];
-        if b & 0xC0 == 0x80 {
-            continue; // a continuation byte: look for its lead
-        }
-        let need = match b {
-            0xF8.. => 1, // never a lead byte: left to the lossy conversion
-            0xF0.. => 4,
-            0xE0.. => 3,
-            0xC0.. => 2,
-            _ => 1,
-        };
-        return if need > back { n - back } else { n };
-    }
-    n
 }
 
 #[cfg(test)]
