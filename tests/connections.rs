@@ -59,20 +59,3 @@ fn not_found_is_classified() {
         1
     );
 }
-
-#[test]
-fn unreachable_socket_is_a_transient_error() {
-    let _daemon = crate::util::shared_daemon();
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let settings = ClientSettings {
-        socket: "/nonexistent/docker.sock".into(),
-        max_idle_connections: 2,
-        idle_timeout: Duration::from_secs(30),
-        request_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(1),
-        api_version: None,
-    };
-    let client = DockerClient::new(settings, metrics);
-    let err = client.ping().expect_err("no socket");
-    assert!(err.is_transient(), "{err}");
-}

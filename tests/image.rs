@@ -26,7 +26,7 @@ fn capturer_image() -> String {
         _ => panic!(
             "LOG_CAPTURER_IMAGE is not set: run scripts/test.sh, which builds the image \
              (scripts/build-image.sh) and sets it; or run scripts/build-image.sh and then \
-             LOG_CAPTURER_IMAGE=log-capturer:local cargo test --test tests image"
+             LOG_CAPTURER_IMAGE=log-capturer:local cargo test --features docker-tests --test docker image"
         ),
     };
     assert!(
