@@ -244,9 +244,10 @@ fn drop_stops_every_thread() {
         r.wait_for("the hung request", Duration::from_secs(2), two);
         assert_eq!(named("w", &port), WORKERS);
         assert!(named("h", &port) >= 5, "tiny_http's threads are not named");
+        // Drop gives the connections up to 1 s to end; 10 s only catches a hang.
         let t0 = Instant::now();
         drop(r);
-        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
         assert_eq!((hung.join().unwrap(), named("w", &port)), (Some(503), 0));
         assert!(
             send(&mut kept, "GET /", "", b"").is_err(),
