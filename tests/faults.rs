@@ -26,13 +26,16 @@ const STOP_HANG: Duration = Duration::from_secs(10);
 /// Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux).
 const TICKS: f64 = 100.0;
 
-/// The capturer (dropped first) on its own fake daemon.
+/// The capturer (dropped first) on its own fake daemon. Its checks are judged by
+/// [`finish`](Self::finish), or on Drop if a test returns without calling it.
 struct Fixture {
     cap: Capturer,
     fake: FakeDaemon,
     failures: Vec<String>,
     /// Highest RSS seen while watching.
     peak_rss_kib: std::cell::Cell<u64>,
+    /// `report` ran (from `finish` or Drop).
+    reported: bool,
 }
 
 impl Fixture {
@@ -46,6 +49,7 @@ impl Fixture {
             fake,
             failures: Vec::new(),
             peak_rss_kib: std::cell::Cell::new(0),
+            reported: false,
         }
     }
 
@@ -211,8 +215,14 @@ impl Fixture {
         self.check(methods.is_empty(), format!("non-GET requests: {methods:?}"));
     }
 
-    /// SIGTERM: exit 0, no hang; then every failure is reported, with the capturer's log.
+    /// Judges the test now (Drop would otherwise).
     fn finish(mut self) {
+        self.report();
+    }
+
+    /// SIGTERM: exit 0, no hang; then every failure is reported, with the capturer's log.
+    fn report(&mut self) {
+        self.reported = true;
         self.sane();
         let (status, health) = self.health();
         eprintln!(
@@ -246,6 +256,27 @@ impl Fixture {
                 tail.join("\n")
             );
         }
+    }
+}
+
+/// A test that returns without `finish` is judged all the same. While a panic unwinds (a
+/// failed assertion of the test itself), the checks failed so far are printed, not raised:
+/// a second panic would abort the test binary.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if self.reported {
+            return;
+        }
+        if std::thread::panicking() {
+            if !self.failures.is_empty() {
+                eprintln!(
+                    "also failed before the panic:\n  - {}",
+                    self.failures.join("\n  - ")
+                );
+            }
+            return;
+        }
+        self.report();
     }
 }
 
