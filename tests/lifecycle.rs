@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::util::{docker, unique, wait_for, Capturer, Container};
 
+/// How long a state the test waits for may take to come (a hang catcher).
+const WAIT: Duration = Duration::from_secs(30);
+
 #[test]
 fn threads_and_fds_return_to_baseline_after_containers_go_away() {
     churn_returns_to_baseline("");
@@ -24,8 +27,9 @@ fn churn_returns_to_baseline(extra_toml: &str) {
         &format!("{prefix}-*"),
         &format!("[docker]\nidle_timeout = \"1s\"\n{extra_toml}"),
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let (base_threads, base_fds) = (cap.threads(), cap.fds());
+    // The baseline at rest: no pooled connection left idle (they close after 1 s), so the
+    // same state can be awaited at the end and compared exactly.
+    let (base_threads, base_fds) = wait_for(WAIT, "the capturer at rest", || at_rest(&cap));
 
     for round in 0..2 {
         let containers: Vec<Container> = (0..6)
@@ -55,17 +59,24 @@ fn churn_returns_to_baseline(extra_toml: &str) {
         });
     }
     // Idle keep-alive connections close after idle_timeout; followers are joined.
-    let (threads, fds) = wait_for(
-        Duration::from_secs(20),
-        "threads and FDs back to baseline",
-        || {
-            let (t, f) = (cap.threads(), cap.fds());
-            (t <= base_threads && f <= base_fds).then_some((t, f))
-        },
-    );
-    assert_eq!(threads, base_threads);
-    assert!(fds <= base_fds, "fds {fds} > baseline {base_fds}");
+    let end = wait_for(WAIT, "threads and FDs back to baseline", || {
+        at_rest(&cap).filter(|&counts| counts == (base_threads, base_fds))
+    });
+    assert_eq!(end, (base_threads, base_fds));
     assert_eq!(cap.metric("log_capturer_stream_starts_total"), 12.0);
+}
+
+/// (threads, FDs) if no stream is active and no pooled Docker connection is idle, the
+/// same in two readings 100 ms apart (so a file opened for a moment is not counted).
+fn at_rest(cap: &Capturer) -> Option<(usize, usize)> {
+    let quiet = |cap: &Capturer| {
+        cap.metric("log_capturer_active_streams") == 0.0
+            && cap.metric("log_capturer_docker_http_idle_connections") == 0.0
+    };
+    let first = (cap.threads(), cap.fds());
+    std::thread::sleep(Duration::from_millis(100));
+    let second = (cap.threads(), cap.fds());
+    (quiet(cap) && first == second).then_some(second)
 }
 
 /// The stop goal is 2 s (every follower's read times out within `docker.read_timeout`,
@@ -77,6 +88,8 @@ fn sigterm_with_50_active_streams_exits_0() {
     let _daemon = crate::util::shared_daemon();
     let prefix = unique("term");
     let mut cap = Capturer::start(&format!("{prefix}-*"), "");
+    std::thread::sleep(Duration::from_millis(500));
+    let base_threads = cap.threads();
     let containers: Vec<Container> = (0..50)
         .map(|i| {
             Container::run(
@@ -89,8 +102,15 @@ fn sigterm_with_50_active_streams_exits_0() {
     wait_for(Duration::from_secs(120), "50 active streams", || {
         (cap.metric("log_capturer_active_streams") == 50.0).then_some(())
     });
-    let threads = cap.threads();
-    assert!(threads >= 50, "{threads} threads for 50 streams");
+    // Every container has a record in the file, so the file cannot be empty at the stop.
+    for c in &containers {
+        cap.wait_records(&c.name, 1, Duration::from_secs(30));
+    }
+    assert_eq!(
+        cap.threads(),
+        base_threads + 50,
+        "one thread per followed container"
+    );
     let (status, took) = cap.terminate(STOP_HANG * 3);
     assert!(
         status.success(),
@@ -99,8 +119,21 @@ fn sigterm_with_50_active_streams_exits_0() {
     );
     assert!(took < STOP_HANG, "shutdown took {took:?}: a hang");
     assert!(cap.log().contains("log-capturer stopped"));
-    // Every record written before the stop is a whole JSON line.
-    let text = std::fs::read_to_string(&cap.out).unwrap_or_default();
-    assert!(text.is_empty() || text.ends_with('\n'));
+    // Every record written before the stop is a whole JSON line, and every container has
+    // its records.
+    let text = std::fs::read_to_string(&cap.out).expect("the file sink's output");
+    let last = text.lines().last().unwrap_or("");
+    assert!(text.ends_with('\n'), "torn last line: {last:.200}");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:.200}")))
+        .collect();
+    for c in &containers {
+        let n = records
+            .iter()
+            .filter(|r| r["container_name"] == c.name.as_str())
+            .count();
+        assert!(n >= 1, "{} has no record", c.name);
+    }
     drop(containers);
 }
