@@ -54,7 +54,7 @@ fn several_containers_stdout_and_stderr_exactly_once_in_order() {
             );
             assert!(r.get("truncated").is_none());
         }
-        // Field order of SPEC §4, checked on the raw line.
+        // Field order of the README's Records section, checked on the raw line.
         let text = std::fs::read_to_string(&cap.out).unwrap();
         let line = text.lines().find(|l| l.contains(&c.id)).unwrap();
         let at: Vec<usize> = [

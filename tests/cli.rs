@@ -1,4 +1,4 @@
-//! The command line of SPEC §2: exit codes, --check-config, clear config errors.
+//! The command line (README, Command line): exit codes, --check-config, clear config errors.
 
 use std::process::{Command, Output};
 

@@ -1,4 +1,4 @@
-//! What an operator sees: /metrics (valid for promtool, every SPEC metric), /health,
+//! What an operator sees: /metrics (valid for promtool, every metric the README lists), /health,
 //! /streams, and the stdout sink. /health with Docker unreachable (degraded with reasons,
 //! not fatal) is in `no_daemon.rs`.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::util::{http_get, unique, wait_for, Capturer, Container};
 
-const SPEC_METRICS: &[&str] = &[
+const DOCUMENTED_METRICS: &[&str] = &[
     "log_capturer_docker_http_requests_total",
     "log_capturer_docker_http_errors_total",
     "log_capturer_docker_http_connections_opened_total",
@@ -87,7 +87,7 @@ fn metrics_health_and_streams_while_following() {
     assert_eq!(health["status"], "ok");
 
     let metrics = cap.metrics();
-    for m in SPEC_METRICS {
+    for m in DOCUMENTED_METRICS {
         assert!(
             metrics.lines().any(|l| l.starts_with(m)),
             "metric {m} missing from /metrics"

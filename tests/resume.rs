@@ -1,4 +1,4 @@
-//! Exactly once across restarts (SPEC §5): of the capturer (SIGTERM and SIGKILL), of a
+//! Exactly once across restarts (README, Guarantees): of the capturer (SIGTERM and SIGKILL), of a
 //! container (`docker restart`), of the daemon itself; containers that come and go while
 //! the capturer is down; renames; containers that live milliseconds.
 
