@@ -70,12 +70,13 @@ cargo clippy --all-targets -- -D warnings
 step "cargo clippy --all-targets --features docker-tests -- -D warnings"
 cargo clippy --all-targets --features docker-tests -- -D warnings
 
-# One cargo run for all three binaries: unit tests, tests/offline.rs, tests/docker.rs.
-step "cargo test --features docker-tests $*"
+# One cargo run for all three binaries: unit tests, tests/offline.rs, tests/docker.rs;
+# every binary runs even when an earlier one failed, so the summary counts them all.
+step "cargo test --no-fail-fast --features docker-tests $*"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --features docker-tests "$@" 2>&1 | tee "$log"
+cargo test --no-fail-fast --features docker-tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
