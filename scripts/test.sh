@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): start a real Docker Engine, build the
 # test images and the log-capturer image, check the alert rules and the dashboard,
-# check formatting and lints, then run the whole test suite against the engine.
+# check formatting and lints, then run the whole test suite against the engine: the unit
+# tests, tests/offline.rs, and tests/docker.rs (the `docker-tests` feature builds it).
 # Extra arguments go to `cargo test`, e.g. scripts/test.sh -- --test-threads=4
 # Never skips the Docker-backed tests: exits non-zero when Docker cannot be started.
 set -euo pipefail
@@ -62,14 +63,20 @@ ensure_cargo_tool clippy clippy
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
+# Both ways the crate is built: without the feature (a plain `cargo test`) and with it
+# (the Docker-backed test binary exists only then).
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+step "cargo clippy --all-targets --features docker-tests -- -D warnings"
+cargo clippy --all-targets --features docker-tests -- -D warnings
 
-step "cargo test $*"
+# One cargo run for all three binaries: unit tests, tests/offline.rs, tests/docker.rs;
+# every binary runs even when an earlier one failed, so the summary counts them all.
+step "cargo test --no-fail-fast --features docker-tests $*"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test "$@" 2>&1 | tee "$log"
+cargo test --no-fail-fast --features docker-tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
@@ -77,6 +84,7 @@ summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^pass
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log")
 echo "$summary"
 [ "$status" -eq 0 ] || exit "$status"
+grep -q 'Running tests/docker.rs' "$log" || die "the Docker-backed test binary (tests/docker.rs) did not run"
 
 # The short leak soak (scripts/soak.sh): container churn for 2 minutes, FD/thread slopes,
 # end state against the baseline, connection reuse, every line exactly once.

@@ -1,4 +1,4 @@
-//! The README's command line: exit codes, --check-config, clear config errors.
+//! The command line (README, Command line): exit codes, --check-config, clear config errors.
 
 use std::process::{Command, Output};
 

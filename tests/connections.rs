@@ -34,14 +34,19 @@ fn hundred_list_and_inspect_calls_reuse_connections() {
             client.inspect(&c.id).expect("inspect");
         }
     }
+    // One call at a time: each gives its connection back before the next takes it, and
+    // dockerd keeps idle connections open, so the first connection serves them all.
     let opened = metrics.docker_connections_opened.get();
-    assert!(opened <= 4 + 2, "{opened} connections opened for 100 calls");
+    assert_eq!(
+        opened, 1,
+        "{opened} connections opened for 101 sequential calls"
+    );
     let requests: u64 = ["version", "containers", "inspect"]
         .iter()
         .map(|e| metrics.docker_requests.with_label_values(&[e]).get())
         .sum();
     assert_eq!(requests, 101, "100 calls plus one version negotiation");
-    assert!(metrics.docker_idle_connections.get() <= 4);
+    assert_eq!(metrics.docker_idle_connections.get(), 1);
     assert_eq!(metrics.docker_active_connections.get(), 0);
 }
 
@@ -58,21 +63,4 @@ fn not_found_is_classified() {
         metrics.docker_errors.with_label_values(&["inspect"]).get(),
         1
     );
-}
-
-#[test]
-fn unreachable_socket_is_a_transient_error() {
-    let _daemon = crate::util::shared_daemon();
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let settings = ClientSettings {
-        socket: "/nonexistent/docker.sock".into(),
-        max_idle_connections: 2,
-        idle_timeout: Duration::from_secs(30),
-        request_timeout: Duration::from_secs(2),
-        read_timeout: Duration::from_secs(1),
-        api_version: None,
-    };
-    let client = DockerClient::new(settings, metrics);
-    let err = client.ping().expect_err("no socket");
-    assert!(err.is_transient(), "{err}");
 }

@@ -727,21 +727,26 @@ mod tests {
         DockerClient::new(settings, Arc::new(Metrics::new().unwrap()))
     }
 
-    /// Raw HTTP exchange: the request, then everything until the server closes or `wait`.
-    fn raw(fake: &FakeDaemon, request: &str, wait: Duration) -> String {
+    /// Raw HTTP exchange: the request, then everything until what was read ends with
+    /// `until`, the server closes, or nothing came for `HANG` (a hang; the caller's
+    /// assertions then fail on what was read).
+    fn raw(fake: &FakeDaemon, request: &str, until: &str) -> String {
         let mut s = UnixStream::connect(fake.socket()).unwrap();
         s.write_all(request.as_bytes()).unwrap();
-        s.set_read_timeout(Some(wait)).unwrap();
+        s.set_read_timeout(Some(HANG)).unwrap();
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
-        while let Ok(n) = s.read(&mut buf) {
-            if n == 0 {
-                break;
+        while !out.ends_with(until.as_bytes()) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
             }
-            out.extend_from_slice(&buf[..n]);
         }
         String::from_utf8_lossy(&out).into_owned()
     }
+
+    /// How long a step that should be immediate may take before the test calls it a hang.
+    const HANG: Duration = Duration::from_secs(10);
 
     #[test]
     fn the_real_client_speaks_to_it() {
@@ -834,7 +839,7 @@ mod tests {
         let text = raw(
             &fake,
             "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\nGET /v1.41/version HTTP/1.1\r\nHost: d\r\n\r\n",
-            Duration::from_millis(300),
+            r#""Version":"fake"}"#,
         );
         assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
         assert!(text.contains("\"ApiVersion\":\"1.41\""), "{text}");
@@ -855,10 +860,10 @@ mod tests {
         });
         let id = fake_id("fake-1");
         let get = format!("GET /v1.41/containers/{id}/logs?follow=1 HTTP/1.1\r\n\r\n");
-        let first = raw(&fake, &get, Duration::from_millis(300));
+        let first = raw(&fake, &get, r#"{"message":"boom"}"#);
         assert!(first.starts_with("HTTP/1.1 500"), "{first}");
         assert!(first.ends_with(r#"{"message":"boom"}"#), "{first}");
-        let second = raw(&fake, &get, Duration::from_secs(2));
+        let second = raw(&fake, &get, "\r\n3\r\nxyz\r\n");
         assert!(second.ends_with("\r\n\r\n3\r\nxyz\r\n"), "{second}");
         assert_eq!(fake.count(Api::Logs), 2);
 
@@ -873,7 +878,11 @@ mod tests {
         let socket = fake.socket().to_path_buf();
         let started = Instant::now();
         drop(fake);
-        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            started.elapsed() < HANG,
+            "Drop took {:?}",
+            started.elapsed()
+        );
         assert!(UnixStream::connect(&socket).is_err());
         // Our end sees the server's close.
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

@@ -201,19 +201,6 @@ fn other_log_drivers_come_through_the_api_with_a_warning() {
     assert!(log.contains("WARN"), "{log}");
 }
 
-#[test]
-fn files_mode_with_an_unreadable_docker_root_is_a_clear_fatal_error() {
-    let mut cap = Capturer::spawn(
-        "none",
-        "[containers]\nread_from = \"files\"\ndocker_root = \"/nonexistent/docker\"\n",
-    );
-    let status = wait_for(WAIT, "exit", || cap.child.try_wait().ok().flatten());
-    assert_eq!(status.code(), Some(1));
-    let log = cap.log();
-    assert!(log.contains("/nonexistent/docker/containers"), "{log}");
-    assert!(log.contains("auto"), "suggests auto: {log}");
-}
-
 /// The position's file was rotated out of existence while the capturer was down (Docker
 /// keeps `max-file` files): reading resumes by time from the oldest file left, like the
 /// API would. Lines Docker deleted are gone for everyone; every line still on disk

@@ -1,7 +1,7 @@
-//! Host files (`files.paths`; README: Records, Guarantees): lines appended to files
-//! matching a glob reach the sink exactly once with `path` and without container fields,
-//! across rename rotation (also with the writer appending to the renamed file until it
-//! reopens), truncation, a graceful restart (with a rotation while down) and SIGKILL.
+//! Host files (`files.paths`; README, Reading from disk and Records): lines appended to files matching a glob reach
+//! the sink exactly once with `path` and without container fields, across rename
+//! rotation (also with the writer appending to the renamed file until it reopens),
+//! truncation, a graceful restart (with a rotation while down) and SIGKILL.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -142,7 +142,7 @@ fn host_file_lines_arrive_once_with_path_and_new_files_from_their_start() {
         let time = r["time"].as_str().unwrap();
         assert_eq!(time.len(), "2026-11-26T17:55:29.376306023Z".len(), "{time}");
     }
-    // Field order of the README's Records on the raw line: time, message, path, host.
+    // Field order of the README's Records section on the raw line: time, message, path, host.
     let text = fs::read_to_string(&cap.out).unwrap();
     let line = text.lines().find(|l| l.contains("\"n 1\"")).unwrap();
     assert!(line.starts_with("{\"time\":\""), "{line}");

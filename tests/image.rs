@@ -26,7 +26,7 @@ fn capturer_image() -> String {
         _ => panic!(
             "LOG_CAPTURER_IMAGE is not set: run scripts/test.sh, which builds the image \
              (scripts/build-image.sh) and sets it; or run scripts/build-image.sh and then \
-             LOG_CAPTURER_IMAGE=log-capturer:local cargo test --test tests image"
+             LOG_CAPTURER_IMAGE=log-capturer:local cargo test --features docker-tests --test docker image"
         ),
     };
     assert!(
@@ -385,15 +385,16 @@ fn image_captures(files: bool) {
         assert!(logs_requests >= Some(1.0));
     }
 
-    // docker stop: SIGTERM to PID 1, SIGKILL after 10 s. A clean, prompt exit is code 0
-    // well within 5 s (137 would mean it was killed).
+    // docker stop: SIGTERM to PID 1, SIGKILL only after 60 s. Exit code 0 is the clean
+    // exit on SIGTERM (137 would mean it was killed); a stop takes about 2 s at most, so
+    // 10 s (5x) only catches one that hangs.
     let started = Instant::now();
-    docker(&["stop", "-t", "10", &cap.id]);
+    docker(&["stop", "-t", "60", &cap.id]);
     let took = started.elapsed();
     let code = inspect(&cap.id, "{{.State.ExitCode}}");
     let log = logs(&cap.id);
     assert_eq!(code, "0", "exit code after docker stop; log:\n{log}");
-    assert!(took < Duration::from_secs(5), "docker stop took {took:?}");
+    assert!(took < Duration::from_secs(10), "docker stop took {took:?}");
     assert!(log.contains("log-capturer stopped"), "log:\n{log}");
 
     // Positions were flushed to the data volume for what was delivered.

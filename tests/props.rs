@@ -676,8 +676,8 @@ proptest! {
     }
 
     /// ... and from a resume point (the end of a group, where an acknowledged batch ends)
-    /// delivers exactly the lines after it: nothing twice (README, Guarantees: nothing
-    /// duplicated after SIGTERM).
+    /// delivers exactly the lines after it: nothing twice (README, Guarantees: never duplicate a line
+    /// across restarts).
     #[test]
     fn decoder_resume_interleaved_is_exactly_once((frames, lines) in logs_body(true)) {
         let whole = decode(&encode(&frames), usize::MAX, None, None);

