@@ -103,3 +103,6 @@ impl Follower {
         .follow()
     }
 }
+
+#[cfg(test)]
+mod tests;
