@@ -192,7 +192,12 @@ impl Positions {
                 }
                 Origin::HostFile(h) => {
                     if let Some(f) = r.position.file {
-                        state.files.insert(h.path.to_string(), f);
+                        match state.files.get_mut(&*h.path) {
+                            Some(at) => *at = f,
+                            None => {
+                                state.files.insert(h.path.to_string(), f);
+                            }
+                        }
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! The tests that need a real Docker Engine: they run the real `log-capturer` binary
 //! against the daemon that `scripts/test.sh` starts. Built only with the `docker-tests`
 //! feature (`cargo test --features docker-tests`), which scripts/test.sh turns on; with the
-//! feature, no daemon is a failure, never a skip. The tests that need no daemon are
+//! feature, a missing daemon fails these tests. The tests that need no daemon are
 //! `tests/offline.rs`.
 
 mod capture;

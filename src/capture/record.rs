@@ -159,14 +159,6 @@ impl Origin {
         }
     }
 
-    /// The container, when the record came from one.
-    pub fn container(&self) -> Option<&ContainerMeta> {
-        match self {
-            Origin::Container(c) => Some(c),
-            Origin::HostFile(_) => None,
-        }
-    }
-
     fn json_tail(&self) -> &str {
         match self {
             Origin::Container(c) => &c.json_tail,

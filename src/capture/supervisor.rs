@@ -24,7 +24,7 @@ use super::record::{ContainerId, ContainerMeta};
 use super::start::{self, Inspected, StartRules};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
-use crate::config::{ContainersConfig, Initial};
+use crate::config::ContainersConfig;
 use crate::docker::client::DockerClient;
 use crate::docker::types::{ContainerSummary, Event};
 use crate::health::Health;
@@ -52,15 +52,12 @@ pub enum SupEvent {
 /// Fixed settings of the supervisor, from `[containers]` and the positions file.
 pub struct SupervisorSettings {
     pub filter: Filter,
-    pub initial: Initial,
+    /// `containers.initial` and the times where containers without a position start.
+    pub rules: StartRules,
     pub streams: Streams,
     pub max_line_bytes: usize,
     pub max_streams: usize,
     pub host: Arc<str>,
-    /// When this run started (`initial = "now"` starts here).
-    pub run_started: Timestamp,
-    /// When the capturer first ran: containers started since are read from here.
-    pub first_run_at: Timestamp,
     /// `read_from = "files" | "auto"`.
     pub files: Option<FilesMode>,
 }
@@ -76,7 +73,11 @@ impl SupervisorSettings {
     ) -> SupervisorSettings {
         SupervisorSettings {
             filter: Filter::new(c, super::filter::own_container_id()),
-            initial: c.initial,
+            rules: StartRules {
+                initial: c.initial,
+                run_started,
+                first_run_at,
+            },
             streams: Streams {
                 stdout: c.stdout,
                 stderr: c.stderr,
@@ -84,19 +85,7 @@ impl SupervisorSettings {
             max_line_bytes: c.max_line_bytes(),
             max_streams: c.max_streams,
             host,
-            run_started,
-            first_run_at,
             files,
-        }
-    }
-}
-
-impl SupervisorSettings {
-    fn rules(&self) -> StartRules {
-        StartRules {
-            initial: self.initial,
-            run_started: self.run_started,
-            first_run_at: self.first_run_at,
         }
     }
 }
@@ -292,7 +281,7 @@ impl Supervisor {
         if !self.accepts(&found) {
             return;
         }
-        let start = start::on_start_event(self.known_position(&found.id), &self.settings.rules());
+        let start = start::on_start_event(self.known_position(&found.id), &self.settings.rules);
         self.spawn(found, start, running);
     }
 
@@ -392,7 +381,7 @@ impl Supervisor {
                 Inspected::Failed
             }
         };
-        start::without_position(inspected, &self.settings.rules())
+        start::without_position(inspected, &self.settings.rules)
     }
 
     fn spawn(&mut self, found: Found, start: StartFrom, running: bool) {

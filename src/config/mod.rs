@@ -158,11 +158,6 @@ impl Config {
         toml::to_string(&table)
             .unwrap_or_else(|e| format!("# cannot print the configuration as TOML: {e}\n"))
     }
-
-    /// The filesystem path of the Docker socket named by `docker.host`.
-    pub fn socket_path(&self) -> Result<PathBuf, ConfigError> {
-        self.docker.socket_path()
-    }
 }
 
 impl DockerConfig {

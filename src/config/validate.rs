@@ -227,11 +227,11 @@ mod tests {
         let mut config = Config::default();
         config.docker.host = "unix:///run/docker.sock".into();
         assert_eq!(
-            config.socket_path().unwrap(),
+            config.docker.socket_path().unwrap(),
             PathBuf::from("/run/docker.sock")
         );
         assert_eq!(
-            Config::default().socket_path().unwrap(),
+            Config::default().docker.socket_path().unwrap(),
             PathBuf::from("/var/run/docker.sock")
         );
     }

@@ -29,8 +29,6 @@ pub(super) struct ApiSource<'a> {
     pub client: &'a DockerClient,
     /// Bounds how many followers open a logs request at once.
     pub gate: &'a Gate,
-    /// `None`: decided from the first byte of the body.
-    pub tty: Option<bool>,
 }
 
 /// How one request's body ended.
@@ -45,7 +43,8 @@ impl ApiSource<'_> {
     /// Follows the container until its stream ends for good, or the follower is stopped.
     pub fn follow(self) -> FollowerOutcome {
         let ctx = self.ctx;
-        let mut dec = LogDecoder::new(self.tty, ctx.max_line_bytes, ctx.start.resume());
+        // TTY or not is told from the body's first byte (API 1.41 sends no Content-Type).
+        let mut dec = LogDecoder::new(None, ctx.max_line_bytes, ctx.start.resume());
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         let mut first = true;
         let reason = loop {

@@ -111,7 +111,7 @@ impl FileSource<'_> {
                     Err(ReadEnd::Io(e)) => {
                         log::warn!(
                             "follower {}: reading {}: {e}",
-                            self.short(),
+                            self.ctx.short(),
                             file.path.display()
                         );
                         break EndReason::Gone;
@@ -123,12 +123,12 @@ impl FileSource<'_> {
                         match self.read_to_end(&mut file, &mut dec, &mut filters) {
                             Ok(()) => {}
                             Err(ReadEnd::QueueClosed) => break EndReason::QueueClosed,
-                            Err(ReadEnd::Io(e)) => log::warn!("follower {}: {e}", self.short()),
+                            Err(ReadEnd::Io(e)) => log::warn!("follower {}: {e}", self.ctx.short()),
                         }
                         ctx.metrics.file_rotations.inc();
                         log::debug!(
                             "follower {}: rotated, now reading {}",
-                            self.short(),
+                            self.ctx.short(),
                             next.path.display()
                         );
                         file = next;
@@ -175,19 +175,15 @@ impl FileSource<'_> {
             Ok(len) if len < file.position().offset => {
                 log::info!(
                     "follower {}: {} was truncated; reading it from its start",
-                    self.short(),
+                    self.ctx.short(),
                     file.path.display()
                 );
                 file.seek(0).map(|()| true).map_err(|e| {
-                    log::warn!("follower {}: {e}", self.short());
+                    log::warn!("follower {}: {e}", self.ctx.short());
                 })
             }
             _ => Ok(false),
         }
-    }
-
-    fn short(&self) -> String {
-        self.ctx.short()
     }
 
     /// `Config.Tty` from Docker's `config.v2.json` beside the log (no API call); the API's
@@ -205,7 +201,7 @@ impl FileSource<'_> {
             Err(e) => {
                 log::warn!(
                     "follower {}: cannot tell whether it has a TTY ({e}); assuming not",
-                    self.short()
+                    self.ctx.short()
                 );
                 false
             }
@@ -236,7 +232,7 @@ impl FileSource<'_> {
                         // given to a newer file: resume by time, like the API.
                         _ => log::warn!(
                             "follower {}: the log file of its position is gone; resuming by time",
-                            self.short()
+                            self.ctx.short()
                         ),
                     }
                     current = LogFile::open(paths.current())?;

@@ -98,7 +98,6 @@ impl Follower {
             ctx: &self.ctx,
             client: &self.client,
             gate: &self.gate,
-            tty: None,
         }
         .follow()
     }
