@@ -28,11 +28,11 @@ use crate::capture::supervisor::{Supervisor, SupervisorSettings};
 use crate::capture::timestamp::Timestamp;
 use crate::config::Config;
 use crate::docker::client::{ClientSettings, DockerClient};
-use crate::health::Health;
+use crate::health::{DeliveryHealth, Health};
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::shutdown::Shutdown;
-use crate::sink::dispatcher::{BatchSettings, Dispatcher, SinkHealth};
+use crate::sink::dispatcher::{BatchSettings, Dispatcher};
 use crate::sink::{queue, Interrupter};
 use crate::{capture, server, sink};
 
@@ -82,9 +82,15 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         None => log::info!("positions: first run"),
     }
 
-    let (tx, rx) = queue::bounded(config.pipeline.queue_records);
+    let (tx, rx) = queue::bounded(
+        config.pipeline.queue_records,
+        usize::try_from(config.pipeline.queue_bytes.get()).unwrap_or(usize::MAX),
+    );
+    metrics
+        .watch_queue(rx.observer())
+        .map_err(|e| fatal(format!("metrics: {e}")))?;
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let sink_health = Arc::new(SinkHealth::default());
+    let sink_health = Arc::new(DeliveryHealth::default());
     let health = Arc::new(Health::new(sink_health.clone()));
     let registry = Arc::new(StreamRegistry::default());
     let host = host_name();

@@ -1,13 +1,14 @@
-//! What `/health` reports: Docker answers, the events stream is up, and no sink has
-//! failed continuously for 60 s. Each part is set by the thread that observes it.
+//! What `/health` reports: Docker answers, the events stream is up, no sink has failed
+//! continuously for 60 s (a local sink, the file sink: at its first failure), and the
+//! positions file can be written. Each part is set by the thread that observes it; every
+//! problem is listed in `reasons` with its cause.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use serde::Serialize;
-
-use crate::sink::dispatcher::SinkHealth;
 
 /// How long a sink may fail before the service reports itself degraded.
 pub const SINK_FAILING_LIMIT: Duration = Duration::from_secs(60);
@@ -17,7 +18,108 @@ pub struct Health {
     events_up: AtomicBool,
     /// Why the events stream is down (the last error), if it is.
     events_problem: parking_lot::Mutex<Option<String>>,
-    sinks: Arc<SinkHealth>,
+    delivery: Arc<DeliveryHealth>,
+}
+
+/// What the dispatcher reports: which sinks fail and why, and whether positions are saved.
+#[derive(Default)]
+pub struct DeliveryHealth {
+    sinks: Mutex<Vec<SinkState>>,
+    /// Why the positions file cannot be written, while it cannot.
+    positions: Mutex<Option<String>>,
+}
+
+struct SinkState {
+    name: String,
+    /// Failing since, and the last error.
+    failing: Option<(Instant, String)>,
+    /// Reported from the first failure (a local sink: a full disk is no network blip).
+    at_once: bool,
+}
+
+impl DeliveryHealth {
+    /// The sink took a batch.
+    pub fn sink_ok(&self, name: &str) {
+        let mut sinks = self.sinks.lock();
+        if let Some(s) = sinks.iter_mut().find(|s| s.name == name) {
+            s.failing = None;
+        }
+    }
+
+    /// The sink failed with `error`; `at_once` reports it before [`SINK_FAILING_LIMIT`].
+    pub fn sink_failing(&self, name: &str, error: &str, at_once: bool) {
+        let mut sinks = self.sinks.lock();
+        let state = match sinks.iter().position(|s| s.name == name) {
+            Some(i) => &mut sinks[i],
+            None => {
+                sinks.push(SinkState {
+                    name: name.to_owned(),
+                    failing: None,
+                    at_once,
+                });
+                let last = sinks.len() - 1;
+                &mut sinks[last]
+            }
+        };
+        state.at_once = at_once;
+        match &mut state.failing {
+            Some((_, last)) => error.clone_into(last),
+            None => state.failing = Some((Instant::now(), error.to_owned())),
+        }
+    }
+
+    /// Sets (or clears, with `None`) why the positions file cannot be written.
+    pub fn set_positions_problem(&self, problem: Option<String>) {
+        *self.positions.lock() = problem;
+    }
+
+    /// Names of the sinks failing continuously for at least `for_at_least` (or failing at
+    /// all, for those reported at once).
+    pub fn failing(&self, for_at_least: Duration) -> Vec<String> {
+        self.sink_reasons(for_at_least)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    fn sink_reasons(&self, for_at_least: Duration) -> Vec<(String, String)> {
+        let now = Instant::now();
+        self.sinks
+            .lock()
+            .iter()
+            .filter_map(|s| {
+                let (since, error) = s.failing.as_ref()?;
+                let long = now.duration_since(*since) >= for_at_least;
+                let reason = if long {
+                    format!(
+                        "sink {} has failed for more than {}s: {error}",
+                        s.name,
+                        for_at_least.as_secs()
+                    )
+                } else if s.at_once {
+                    format!("sink {} is failing: {error}", s.name)
+                } else {
+                    return None;
+                };
+                Some((s.name.clone(), reason))
+            })
+            .collect()
+    }
+
+    /// Every problem, as `/health` lists it.
+    pub(crate) fn reasons(&self) -> Vec<String> {
+        let mut reasons: Vec<String> = self
+            .sink_reasons(SINK_FAILING_LIMIT)
+            .into_iter()
+            .map(|(_, reason)| reason)
+            .collect();
+        if let Some(why) = self.positions.lock().as_deref() {
+            reasons.push(format!(
+                "positions cannot be saved: {why} (capture goes on; retried after every batch)"
+            ));
+        }
+        reasons
+    }
 }
 
 #[derive(Serialize)]
@@ -30,12 +132,12 @@ struct Report<'a> {
 }
 
 impl Health {
-    pub fn new(sinks: Arc<SinkHealth>) -> Health {
+    pub fn new(delivery: Arc<DeliveryHealth>) -> Health {
         Health {
             docker_ok: AtomicBool::new(false),
             events_up: AtomicBool::new(false),
             events_problem: parking_lot::Mutex::new(None),
-            sinks,
+            delivery,
         }
     }
 
@@ -65,9 +167,7 @@ impl Health {
                 None => reasons.push("docker events stream is down".to_string()),
             }
         }
-        for name in self.sinks.failing(SINK_FAILING_LIMIT) {
-            reasons.push(format!("sink {name} has failed for more than 60s"));
-        }
+        reasons.extend(self.delivery.reasons());
         let healthy = reasons.is_empty();
         let report = Report {
             status: if healthy { "ok" } else { "degraded" },
@@ -78,5 +178,56 @@ impl Health {
         };
         let body = serde_json::to_string(&report).unwrap_or_else(|_| "{}".to_string());
         (healthy, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_counts_as_failing_after_the_limit_or_at_once() {
+        let h = DeliveryHealth::default();
+        h.sink_failing("loki-1", "connection refused", false);
+        h.sink_ok("file-0");
+        assert_eq!(h.failing(Duration::ZERO), vec!["loki-1".to_string()]);
+        assert!(
+            h.failing(Duration::from_secs(60)).is_empty(),
+            "not for 60 s yet"
+        );
+        h.sink_failing("loki-1", "timed out", false);
+        let reasons = h.sink_reasons(Duration::ZERO);
+        assert_eq!(reasons.len(), 1, "a second failure keeps the first time");
+        assert!(reasons[0].1.ends_with(": timed out"), "{reasons:?}");
+        h.sink_ok("loki-1");
+        assert!(h.failing(Duration::ZERO).is_empty());
+
+        h.sink_failing("file-0", "No space left on device (os error 28)", true);
+        assert_eq!(
+            h.failing(Duration::from_secs(60)),
+            vec!["file-0".to_string()]
+        );
+        assert_eq!(
+            h.reasons(),
+            vec!["sink file-0 is failing: No space left on device (os error 28)".to_string()]
+        );
+    }
+
+    #[test]
+    fn positions_that_cannot_be_saved_degrade_until_saved() {
+        let delivery = Arc::new(DeliveryHealth::default());
+        let health = Health::new(delivery.clone());
+        health.set_docker(true);
+        health.set_events(true);
+        assert!(health.report(0).0);
+        delivery.set_positions_problem(Some("Read-only file system (os error 30)".into()));
+        let (healthy, body) = health.report(0);
+        assert!(!healthy);
+        assert!(
+            body.contains("positions cannot be saved: Read-only file system"),
+            "{body}"
+        );
+        delivery.set_positions_problem(None);
+        assert!(health.report(0).0);
     }
 }

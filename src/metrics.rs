@@ -1,12 +1,19 @@
 //! Prometheus metrics of the whole process: one `Metrics` value, built once, shared by
 //! `Arc`, with a typed handle per metric the README lists (Endpoints and metrics). Label
 //! values are fixed sets (endpoint, stream, sink name, end reason), so cardinality stays
-//! bounded.
+//! bounded. The queue's gauges (`queue_records`, `queue_bytes`, `lag_seconds`) are computed
+//! from the live queue at each scrape ([`Metrics::watch_queue`]), so they tell the truth
+//! during an outage, when nothing else would update them.
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+
+use crate::capture::timestamp::Timestamp;
+use crate::sink::queue::Observer;
 
 /// The Docker API endpoints we call, as `endpoint` label values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,15 +70,14 @@ pub struct Metrics {
     pub daemon_error_frames: IntCounter,
     pub file_rotations: IntCounter,
     pub file_bad_lines: IntCounter,
-    pub queue_records: IntGauge,
     pub sink_records: IntCounterVec,
     pub sink_errors: IntCounterVec,
     pub sink_retries: IntCounterVec,
     pub sink_rejected_records: IntCounterVec,
     pub sink_batch_seconds: prometheus::HistogramVec,
     pub positions_flushes: IntCounter,
+    pub positions_errors: IntCounter,
     pub events_reconnects: IntCounter,
-    pub lag_seconds: prometheus::Gauge,
     pub batch_records: Histogram,
 }
 
@@ -98,11 +104,6 @@ impl Metrics {
             registry.register(Box::new(g.clone()))?;
             Ok::<_, prometheus::Error>(g)
         };
-        let lag = prometheus::Gauge::with_opts(Opts::new(
-            name("lag_seconds"),
-            "Now minus the Docker time of the oldest unacknowledged line (0 when idle).",
-        ))?;
-        registry.register(Box::new(lag.clone()))?;
         let sink_batch_seconds = prometheus::HistogramVec::new(
             HistogramOpts::new(
                 name("sink_batch_seconds"),
@@ -194,7 +195,6 @@ impl Metrics {
                 "file_bad_lines_total",
                 "Lines of json-file logs that could not be read (not an entry, or over 1 MiB), skipped.",
             )?,
-            queue_records: gauge("queue_records", "Records waiting in the pipeline queue.")?,
             sink_records: counter_vec(
                 "sink_records_total",
                 "Records acknowledged by a sink.",
@@ -212,11 +212,14 @@ impl Metrics {
                 "positions_flushes_total",
                 "Times the positions file was written.",
             )?,
+            positions_errors: counter(
+                "positions_errors_total",
+                "Failed writes of the positions file (disk full, read-only, permission); retried.",
+            )?,
             events_reconnects: counter(
                 "events_reconnects_total",
                 "Reconnections of the Docker events stream.",
             )?,
-            lag_seconds: lag,
             batch_records,
             registry,
         })
@@ -257,6 +260,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Exports the gauges of `queue`, read from it at every scrape.
+    pub fn watch_queue(&self, queue: Observer) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(QueueGauges::new(queue)?))
+    }
+
     /// Renders the Prometheus text exposition format.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
@@ -265,5 +273,63 @@ impl Metrics {
             log::warn!("metrics: cannot encode: {e}");
         }
         out
+    }
+}
+
+/// `queue_records`, `queue_bytes` and `lag_seconds`, set from a snapshot of the queue when
+/// they are collected.
+struct QueueGauges {
+    queue: Observer,
+    records: IntGauge,
+    bytes: IntGauge,
+    lag: Gauge,
+}
+
+impl QueueGauges {
+    fn new(queue: Observer) -> Result<QueueGauges, prometheus::Error> {
+        Ok(QueueGauges {
+            queue,
+            records: IntGauge::with_opts(Opts::new(
+                name("queue_records"),
+                "Records waiting in the pipeline queue.",
+            ))?,
+            bytes: IntGauge::with_opts(Opts::new(
+                name("queue_bytes"),
+                "Bytes of the records waiting in the pipeline queue (bounded by pipeline.queue_bytes).",
+            ))?,
+            lag: Gauge::with_opts(Opts::new(
+                name("lag_seconds"),
+                "Now minus the time of the oldest line not yet acknowledged by every sink (queued, held by a follower waiting for room, or in a batch being delivered); 0 when there is none.",
+            ))?,
+        })
+    }
+}
+
+impl Collector for QueueGauges {
+    fn desc(&self) -> Vec<&Desc> {
+        [&self.records.desc(), &self.bytes.desc(), &self.lag.desc()]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let now = self.queue.snapshot();
+        self.records
+            .set(i64::try_from(now.records).unwrap_or(i64::MAX));
+        self.bytes.set(i64::try_from(now.bytes).unwrap_or(i64::MAX));
+        let lag = now.oldest.map_or(0.0, |t| {
+            Timestamp::now().as_nanos().saturating_sub(t.as_nanos()) as f64 / 1e9
+        });
+        self.lag.set(lag.max(0.0));
+        [
+            self.records.collect(),
+            self.bytes.collect(),
+            self.lag.collect(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }

@@ -317,21 +317,28 @@ fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(crate::sink::file::FILE_MODE)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if sync {
-            f.sync_all()?;
-        }
+    let written = write_new(&tmp, bytes, sync).and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // A full disk: do not leave a partial copy taking space from the next try.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     if sync {
         File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn write_new(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::sink::file::FILE_MODE)
+        .open(path)?;
+    f.write_all(bytes)?;
+    if sync {
+        f.sync_all()?;
     }
     Ok(())
 }

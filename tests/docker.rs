@@ -16,6 +16,7 @@ mod lifecycle;
 mod receivers;
 mod resume;
 mod sinks;
+mod strain;
 // Shared with tests/offline.rs.
 #[allow(dead_code)]
 mod util;

@@ -868,6 +868,7 @@ const KEYS: &[&str] = &[
     "path",
     "flush_interval",
     "queue_records",
+    "queue_bytes",
     "batch_records",
     "batch_bytes",
     "batch_timeout",

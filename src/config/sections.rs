@@ -214,6 +214,8 @@ impl Default for PositionsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     pub queue_records: usize,
+    /// The queue's bound in bytes of messages (plus a fixed overhead per record).
+    pub queue_bytes: ByteSize,
     pub batch_records: usize,
     pub batch_bytes: ByteSize,
     pub batch_timeout: HumanDuration,
@@ -224,6 +226,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             queue_records: 16384,
+            queue_bytes: ByteSize(64 * MIB),
             batch_records: 2048,
             batch_bytes: ByteSize(MIB),
             batch_timeout: secs(1),

@@ -124,6 +124,7 @@ fn pipeline(pipeline: &PipelineConfig) -> Result<(), ConfigError> {
         "pipeline.queue_records",
         || "must be at least 1".to_owned(),
     )?;
+    at_least(pipeline.queue_bytes, ByteSize(1), "pipeline.queue_bytes")?;
     check(
         pipeline.batch_records >= 1,
         "pipeline.batch_records",
@@ -270,6 +271,9 @@ mod tests {
         });
         assert_invalid("pipeline.batch_records", "at least 1", |c| {
             c.pipeline.batch_records = 0
+        });
+        assert_invalid("pipeline.queue_bytes", "at least 1B", |c| {
+            c.pipeline.queue_bytes = ByteSize(0)
         });
         assert_invalid("pipeline.batch_bytes", "at least 1B", |c| {
             c.pipeline.batch_bytes = ByteSize(0)

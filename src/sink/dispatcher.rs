@@ -7,14 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
 use super::queue::Consumer;
 use super::{Batch, Sink, SinkError};
 use crate::backoff::Backoff;
 use crate::capture::record::Record;
-use crate::capture::timestamp::Timestamp;
 use crate::config::{PipelineConfig, PositionsConfig};
+use crate::health::DeliveryHealth;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::shutdown::Shutdown;
@@ -28,41 +26,6 @@ pub struct BatchSettings {
     pub shutdown_timeout: Duration,
     /// How often the positions file is fsynced (it is rewritten after every batch).
     pub flush_interval: Duration,
-}
-
-/// Per-sink failure state, read by `/health`.
-#[derive(Default)]
-pub struct SinkHealth {
-    failing_since: Mutex<Vec<(String, Option<Instant>)>>,
-}
-
-impl SinkHealth {
-    /// Sinks failing continuously for at least `for_at_least`.
-    pub fn failing(&self, for_at_least: Duration) -> Vec<String> {
-        let now = Instant::now();
-        self.failing_since
-            .lock()
-            .iter()
-            .filter_map(|(name, since)| match since {
-                Some(t) if now.duration_since(*t) >= for_at_least => Some(name.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn set(&self, name: &str, failing: bool) {
-        let mut v = self.failing_since.lock();
-        match v.iter_mut().find(|(n, _)| n == name) {
-            Some((_, since)) => {
-                if !failing {
-                    *since = None;
-                } else if since.is_none() {
-                    *since = Some(Instant::now());
-                }
-            }
-            None => v.push((name.to_string(), failing.then(Instant::now))),
-        }
-    }
 }
 
 impl BatchSettings {
@@ -85,7 +48,7 @@ pub struct Dispatcher {
     settings: BatchSettings,
     metrics: Arc<Metrics>,
     positions: Arc<Positions>,
-    health: Arc<SinkHealth>,
+    health: Arc<DeliveryHealth>,
     shutdown: Shutdown,
     /// When this thread first saw the shutdown request.
     shutdown_seen: Option<Instant>,
@@ -103,7 +66,7 @@ impl Dispatcher {
         sinks: Vec<Box<dyn Sink>>,
         settings: BatchSettings,
         positions: Arc<Positions>,
-        health: Arc<SinkHealth>,
+        health: Arc<DeliveryHealth>,
         metrics: Arc<Metrics>,
         shutdown: Shutdown,
     ) -> Dispatcher {
@@ -127,19 +90,15 @@ impl Dispatcher {
         let mut dropped = 0usize;
         while let Some(records) = self.next_batch() {
             self.metrics.batch_records.observe(records.len() as f64);
-            let oldest = records.iter().map(|r| r.time).min().unwrap_or_default();
-            self.set_lag(oldest);
             let batch = Batch::new(records);
             if self.deliver(&batch) {
                 self.positions.ack(&batch.records);
+                self.rx.settle();
                 self.persist(false);
             } else {
+                self.rx.settle();
                 dropped += batch.records.len();
             }
-            if self.rx.is_empty() {
-                self.metrics.lag_seconds.set(0.0);
-            }
-            self.metrics.queue_records.set(self.rx.len() as i64);
         }
         self.persist(true);
         if dropped > 0 {
@@ -150,7 +109,9 @@ impl Dispatcher {
     }
 
     /// Rewrites the positions file after an ack (a process crash then loses at most the
-    /// batch in flight); fsyncs it every `flush_interval` and when `force`d.
+    /// batch in flight); fsyncs it every `flush_interval` and when `force`d. A failed write
+    /// (disk full, read-only, permission) is counted, shown on `/health`, and tried again
+    /// after the next batch or idle second; capture goes on meanwhile.
     fn persist(&mut self, force: bool) {
         let sync = force || self.last_sync.elapsed() >= self.settings.flush_interval;
         if !sync && !self.positions.is_dirty() {
@@ -161,6 +122,7 @@ impl Dispatcher {
                 self.metrics.positions_flushes.inc();
                 if self.persist_failing {
                     log::info!("positions: written again");
+                    self.health.set_positions_problem(None);
                 }
                 self.persist_failing = false;
                 if sync {
@@ -171,17 +133,14 @@ impl Dispatcher {
                 }
             }
             Err(e) => {
+                self.metrics.positions_errors.inc();
                 if !self.persist_failing {
                     log::error!("positions: cannot write the positions file: {e}; will retry");
                 }
+                self.health.set_positions_problem(Some(e.to_string()));
                 self.persist_failing = true;
             }
         }
-    }
-
-    fn set_lag(&self, oldest: Timestamp) {
-        let lag = (Timestamp::now().as_nanos() - oldest.as_nanos()) as f64 / 1e9;
-        self.metrics.lag_seconds.set(lag.max(0.0));
     }
 
     /// The end of the drain budget, once shutdown was requested.
@@ -202,8 +161,6 @@ impl Dispatcher {
             {
                 Ok(true) => break,
                 Ok(false) => {
-                    self.metrics.queue_records.set(0);
-                    self.metrics.lag_seconds.set(0.0);
                     if self.positions.is_dirty() || self.unsynced {
                         self.persist(false);
                     }
@@ -212,11 +169,10 @@ impl Dispatcher {
             }
         }
         let cut_at = Instant::now() + self.settings.timeout;
-        let batch = self
-            .rx
-            .take_batch(self.settings.records, self.settings.bytes, cut_at);
-        self.metrics.queue_records.set(self.rx.len() as i64);
-        Some(batch)
+        Some(
+            self.rx
+                .take_batch(self.settings.records, self.settings.bytes, cut_at),
+        )
     }
 
     /// Hands the batch to every sink, one after the other, each until it took every
@@ -242,7 +198,7 @@ impl Dispatcher {
             let deadline = self.deadline();
             let (retry_after, message) = match self.sinks[i].write_batch(pending, deadline) {
                 Ok(()) => {
-                    self.health.set(&name, false);
+                    self.health.sink_ok(&name);
                     let m = &self.metrics;
                     m.sink_records
                         .with_label_values(&[&name])
@@ -284,7 +240,8 @@ impl Dispatcher {
                 }
             };
             self.metrics.sink_errors.with_label_values(&[&name]).inc();
-            self.health.set(&name, true);
+            let at_once = self.sinks[i].degrades_at_once();
+            self.health.sink_failing(&name, &message, at_once);
             let delay = backoff.next_at_least(retry_after);
             if let Some(deadline) = self.deadline() {
                 if Instant::now() + delay > deadline {

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use super::*;
 use crate::capture::record::{sample_records, ContainerId, Position};
+use crate::capture::timestamp::Timestamp;
 use crate::sink::queue;
 
 /// What a fake sink was handed: the messages of each call, in order.
@@ -74,7 +75,7 @@ fn records(n: usize) -> Vec<Record> {
 
 struct Run {
     positions: Arc<Positions>,
-    health: Arc<SinkHealth>,
+    health: Arc<DeliveryHealth>,
     metrics: Arc<Metrics>,
 }
 
@@ -93,9 +94,9 @@ impl Run {
 /// Queues `records` in one batch, runs a dispatcher to `sinks` until it returns (the
 /// producer is gone; `shutdown` may end it earlier), and hands back what it acknowledged.
 fn dispatch(sinks: Vec<Box<dyn Sink>>, records: Vec<Record>, shutdown: Shutdown) -> Run {
-    let (tx, rx) = queue::bounded(64);
+    let (tx, rx) = queue::bounded(64, usize::MAX);
     let positions = Arc::new(Positions::in_memory(Timestamp::from_nanos(0)));
-    let health = Arc::new(SinkHealth::default());
+    let health = Arc::new(DeliveryHealth::default());
     let metrics = Arc::new(Metrics::new().unwrap());
     let settings = BatchSettings {
         records: 100,
@@ -221,22 +222,118 @@ fn the_shutdown_budget_leaves_an_undelivered_batch_unacknowledged() {
     assert_eq!(run.counter(&run.metrics.sink_records, "b"), 0);
 }
 
+/// Waits (bounded: a hang catcher, not a timing) until `cond` holds.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn settings() -> BatchSettings {
+    BatchSettings {
+        records: 100,
+        bytes: 1 << 20,
+        timeout: Duration::from_millis(1),
+        shutdown_timeout: Duration::from_millis(300),
+        flush_interval: Duration::from_secs(1),
+    }
+}
+
+/// While a sink fails, the batch being retried is still pending: the queue is empty, but
+/// the oldest unacknowledged record is the batch's (what `lag_seconds` is computed from).
 #[test]
-fn sink_health_tracks_continuous_failure() {
-    let h = SinkHealth::default();
-    h.set("loki-1", true);
-    h.set("file-0", false);
-    assert_eq!(h.failing(Duration::ZERO), vec!["loki-1".to_string()]);
-    assert!(
-        h.failing(Duration::from_secs(60)).is_empty(),
-        "not for 60 s yet"
+fn a_batch_being_retried_counts_as_pending() {
+    let (tx, rx) = queue::bounded(64, usize::MAX);
+    let observer = rx.observer();
+    let (s, calls) = sink("loki-1", vec![], down);
+    let health = Arc::new(DeliveryHealth::default());
+    let shutdown = Shutdown::new();
+    let d = Dispatcher::new(
+        rx,
+        vec![s],
+        settings(),
+        Arc::new(Positions::in_memory(Timestamp::from_nanos(0))),
+        health.clone(),
+        Arc::new(Metrics::new().unwrap()),
+        shutdown.clone(),
     );
-    h.set("loki-1", true);
+    let thread = std::thread::spawn(move || d.run());
+    tx.send_all(&mut records(3)).unwrap();
+    eventually("the sink was tried twice", || calls.lock().len() >= 2);
+    let seen = observer.snapshot();
+    assert_eq!(seen.records, 0, "taken from the queue");
     assert_eq!(
-        h.failing(Duration::ZERO).len(),
-        1,
-        "a second failure keeps the first time"
+        seen.oldest,
+        Some(Timestamp::from_nanos(0)),
+        "but not acknowledged"
     );
-    h.set("loki-1", false);
-    assert!(h.failing(Duration::ZERO).is_empty());
+    assert!(health
+        .failing(Duration::ZERO)
+        .contains(&"loki-1".to_owned()));
+    shutdown.trigger();
+    drop(tx);
+    thread.join().unwrap();
+    assert_eq!(
+        observer.snapshot().oldest,
+        None,
+        "given up at the budget's end"
+    );
+}
+
+/// The positions file cannot be written (its directory is a file): delivery goes on, the
+/// failures are counted and shown on /health; once the directory is back, saving resumes
+/// by itself and the problem clears.
+#[test]
+fn positions_that_cannot_be_saved_do_not_stop_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("d");
+    let path = blocked.join("positions.json");
+    let positions = Arc::new(Positions::open(&path, Timestamp::from_nanos(0)).unwrap());
+    // Opening checked that it can write there; now take the directory away.
+    if blocked.exists() {
+        std::fs::remove_dir_all(&blocked).unwrap();
+    }
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let (tx, rx) = queue::bounded(64, usize::MAX);
+    let (s, calls) = sink("file-0", vec![], ok);
+    let health = Arc::new(DeliveryHealth::default());
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let d = Dispatcher::new(
+        rx,
+        vec![s],
+        settings(),
+        positions.clone(),
+        health.clone(),
+        metrics.clone(),
+        Shutdown::new(),
+    );
+    let thread = std::thread::spawn(move || d.run());
+    tx.send_all(&mut records(3)).unwrap();
+    eventually("delivered and acknowledged in memory", || {
+        positions.get(&ContainerId::new("c")).is_some() && !calls.lock().is_empty()
+    });
+    eventually("the failure counted", || {
+        metrics.positions_errors.get() >= 1
+    });
+    let flushes = metrics.positions_flushes.get();
+    let problem = || {
+        health
+            .reasons()
+            .iter()
+            .any(|r| r.starts_with("positions cannot be saved"))
+    };
+    assert!(problem(), "{:?}", health.reasons());
+    assert!(!path.exists());
+
+    std::fs::remove_file(&blocked).unwrap();
+    std::fs::create_dir(&blocked).unwrap();
+    eventually("saved again without a new batch", || path.exists());
+    eventually("the problem cleared", || !problem());
+    assert!(metrics.positions_flushes.get() > flushes);
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains("\"c\""), "{saved}");
+    drop(tx);
+    thread.join().unwrap();
 }

@@ -1,10 +1,20 @@
 //! The file sink: JSON lines appended to `path`, rotated by size to `path.1` .. `path.N`
 //! (`max_files` kept). A batch is acknowledged once it is written to the kernel; a crash of
 //! this process loses nothing that was acknowledged.
+//!
+//! A batch is written all or nothing: when a write fails part way (a full disk, a quota,
+//! an I/O error), the file is cut back to where the batch began before the error is
+//! returned, and the dispatcher retries the whole batch later, so a full disk neither
+//! duplicates nor tears lines. Should that cut fail too, it is tried again before the next
+//! write. Before each batch the sink checks that `path` is still the file it has open: an
+//! operator who removed or renamed it gets a new file at `path`, and nothing is written to
+//! a deleted inode. (Only a crash of the process in the middle of a write leaves a torn
+//! line; the next start ends it with a newline, and its batch, unacknowledged, is written
+//! again.)
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,7 +27,10 @@ pub struct FileSink {
     max_bytes: u64,
     max_files: usize,
     file: Option<File>,
+    /// Bytes in `file`: where the next batch begins.
     size: u64,
+    /// Where a failed batch began, while the cut back to it is still to be made.
+    cut_to: Option<u64>,
 }
 
 impl FileSink {
@@ -29,6 +42,7 @@ impl FileSink {
             max_files: cfg.max_files,
             file: None,
             size: 0,
+            cut_to: None,
         };
         sink.reopen()?;
         Ok(sink)
@@ -104,30 +118,89 @@ fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+impl FileSink {
+    /// The open file's length, if `path` still names it (an operator may have removed or
+    /// renamed it, or truncated it: the length is taken afresh). `None` when it does not,
+    /// or when either cannot be looked at: the reopen then tells why.
+    fn length_at_path(&self) -> Option<u64> {
+        let open = self.file.as_ref()?.metadata().ok()?;
+        let named = fs::metadata(&self.path).ok()?;
+        (open.dev() == named.dev() && open.ino() == named.ino()).then_some(open.len())
+    }
+
+    /// Makes the open file end where the last good batch ended (never longer than it is).
+    fn cut_back(&mut self) -> io::Result<()> {
+        let (Some(to), Some(file)) = (self.cut_to, &self.file) else {
+            return Ok(());
+        };
+        let len = file.metadata()?.len();
+        if len > to {
+            file.set_len(to)?;
+        }
+        self.size = len.min(to);
+        self.cut_to = None;
+        Ok(())
+    }
+
+    /// Appends the batch, or leaves the file as it was before it.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.cut_back()?;
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::other("file not open"));
+        };
+        if let Err(e) = file.write_all(bytes) {
+            self.cut_to = Some(self.size);
+            if let Err(cut) = self.cut_back() {
+                log::warn!(
+                    "sink {}: cannot cut {} back to {} bytes after a failed write: {cut}; trying again before the next write",
+                    self.name,
+                    self.path.display(),
+                    self.size
+                );
+            }
+            return Err(e);
+        }
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+}
+
 impl Sink for FileSink {
     fn name(&self) -> &str {
         &self.name
     }
 
+    fn degrades_at_once(&self) -> bool {
+        true
+    }
+
     fn write_batch(&mut self, batch: &Batch, _deadline: Option<Instant>) -> Result<(), SinkError> {
         let shown = self.path.display().to_string();
         let transient = |e: io::Error| SinkError::transient(format!("{shown}: {e}"));
-        if self.size > 0 && self.size + batch.json_lines().len() as u64 > self.max_bytes {
-            self.rotate().map_err(transient)?;
+        if self.file.is_some() {
+            match self.length_at_path() {
+                // A failed batch's tail waits to be cut: the length is not the batch start.
+                Some(len) if self.cut_to.is_none() => self.size = len,
+                Some(_) => {}
+                None => {
+                    log::warn!(
+                        "sink {}: {shown} was removed or replaced; writing to a new file at that path",
+                        self.name
+                    );
+                    self.file = None;
+                }
+            }
         }
         if self.file.is_none() {
+            self.cut_to = None;
             self.reopen().map_err(transient)?;
         }
-        let Some(file) = self.file.as_mut() else {
-            return Err(SinkError::transient("file not open"));
-        };
-        if let Err(e) = file.write_all(batch.json_lines()) {
-            // A partial write leaves a torn line; reopen at the new end next time.
-            self.file = None;
-            return Err(transient(e));
+        let bytes = batch.json_lines();
+        if self.size > 0 && self.size + bytes.len() as u64 > self.max_bytes {
+            self.cut_back().map_err(transient)?;
+            self.rotate().map_err(transient)?;
         }
-        self.size += batch.json_lines().len() as u64;
-        Ok(())
+        self.append(bytes).map_err(transient)
     }
 }
 
@@ -206,6 +279,56 @@ mod tests {
         assert_eq!(mode(&path), 0o640);
         assert_eq!(mode(&dir.path().join("new/sub")), 0o750);
         assert_eq!(mode(&dir.path().join("new")), 0o750);
+    }
+
+    /// An operator removes the output, then renames it away: each time the next batch goes
+    /// to a new file at the path, and the old inode gets nothing more.
+    #[test]
+    fn a_removed_or_renamed_output_is_reopened_at_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut sink = open(&path, 1 << 20, 1);
+        sink.write_batch(&batch(2, "first"), None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        sink.write_batch(&batch(3, "second"), None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.contains("second 0") && !text.contains("first"));
+
+        let moved = dir.path().join("moved.jsonl");
+        std::fs::rename(&path, &moved).unwrap();
+        sink.write_batch(&batch(1, "third"), None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&moved).unwrap(),
+            text,
+            "old file untouched"
+        );
+        let now = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(now.lines().count(), 1);
+        assert!(now.contains("third 0"));
+    }
+
+    /// A truncation by someone else (logrotate's copytruncate) is seen: the size is taken
+    /// afresh, so rotation and the cut after a failed write work from the real length.
+    #[test]
+    fn an_outside_truncation_resets_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let one = batch(10, "a").json_lines().len() as u64;
+        let mut sink = open(&path, one * 2, 1);
+        sink.write_batch(&batch(10, "a"), None).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        sink.write_batch(&batch(10, "b"), None).unwrap();
+        sink.write_batch(&batch(10, "c"), None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains('\0'), "no hole of zeros");
+        assert_eq!(text.lines().count(), 20, "b and c fit without a rotation");
+        assert!(!dir.path().join("out.jsonl.1").exists());
     }
 
     #[test]

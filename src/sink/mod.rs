@@ -118,6 +118,12 @@ pub trait Sink: Send {
     /// Hands the batch to the destination. `deadline`, during a shutdown, bounds how long
     /// the attempt may block.
     fn write_batch(&mut self, batch: &Batch, deadline: Option<Instant>) -> Result<(), SinkError>;
+    /// Whether `/health` reports this sink's failure at once rather than after 60 s: a
+    /// local sink (the file sink) fails for local reasons (a full disk, a read-only
+    /// filesystem) that no wait cures, unlike a network blip.
+    fn degrades_at_once(&self) -> bool {
+        false
+    }
     /// Something that aborts a write blocked in another thread (a hung HTTP request), for
     /// when the shutdown budget is spent. `None` for sinks that never block for long.
     fn interrupter(&self) -> Option<Interrupter> {

@@ -3,6 +3,13 @@
 //! the consumer takes whole batches. One lock per read and per batch, and a wake-up only
 //! when the consumer is waiting for what just arrived: a per-record channel costs more in
 //! futex wake-ups than the rest of the pipeline together.
+//!
+//! The queue is bounded twice, by records and by bytes (`pipeline.queue_records`,
+//! `pipeline.queue_bytes`): a record waits until both have room for it, except into an
+//! empty queue, so a single record larger than the byte bound still passes alone. It also
+//! knows every record that is read but not yet acknowledged: those queued, those of
+//! producers waiting for room, and the consumer's batch in flight until it is settled.
+//! [`Observer::snapshot`] reads that live, for the gauges `/metrics` shows.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,22 +18,39 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use crate::capture::record::Record;
+use crate::capture::timestamp::Timestamp;
 
 struct Inner {
     items: VecDeque<Record>,
+    /// Sum of `approx_bytes` of `items`.
+    bytes: usize,
     producers: usize,
     consumer_gone: bool,
     /// The consumer sleeps until `items.len() >= want` (0 = not sleeping).
     want: usize,
     /// When the last batch was taken: a batch soon after it lingers for more.
     last_cut: Option<Instant>,
+    /// The oldest record of each producer waiting for room (one entry per waiter).
+    waiting: Vec<Timestamp>,
+    /// The oldest record of the consumer's batch, until the consumer settles it.
+    in_flight: Option<Timestamp>,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     capacity: usize,
+    max_bytes: usize,
     not_empty: Condvar,
     not_full: Condvar,
+}
+
+impl Shared {
+    /// Whether `r` may be queued now: both bounds have room, or the queue is empty.
+    fn has_room(&self, inner: &Inner, r: &Record) -> bool {
+        inner.items.is_empty()
+            || (inner.items.len() < self.capacity
+                && inner.bytes.saturating_add(r.approx_bytes()) <= self.max_bytes)
+    }
 }
 
 /// How long the consumer waits for the next record before cutting a batch early.
@@ -35,17 +59,22 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// at once instead of lingering (the first line of a new container, a sporadic line).
 const QUIET: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Creates a queue holding at most `capacity` records.
-pub fn bounded(capacity: usize) -> (Producer, Consumer) {
+/// Creates a queue holding at most `capacity` records and `max_bytes` bytes (as counted by
+/// [`Record::approx_bytes`]).
+pub fn bounded(capacity: usize, max_bytes: usize) -> (Producer, Consumer) {
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
             items: VecDeque::with_capacity(capacity.min(4096)),
+            bytes: 0,
             producers: 1,
             consumer_gone: false,
             want: 0,
             last_cut: None,
+            waiting: Vec::new(),
+            in_flight: None,
         }),
         capacity: capacity.max(1),
+        max_bytes: max_bytes.max(1),
         not_empty: Condvar::new(),
         not_full: Condvar::new(),
     });
@@ -85,21 +114,65 @@ impl Producer {
             if inner.consumer_gone {
                 return Err(Closed);
             }
-            while inner.items.len() < self.0.capacity {
-                match drain.next() {
-                    Some(r) => inner.items.push_back(r),
-                    None => break,
+            while let Some(next) = drain.as_slice().first() {
+                if !self.0.has_room(&inner, next) {
+                    break;
+                }
+                let bytes = next.approx_bytes();
+                if let Some(r) = drain.next() {
+                    inner.bytes += bytes;
+                    inner.items.push_back(r);
                 }
             }
             if inner.want > 0 && inner.items.len() >= inner.want {
                 self.0.not_empty.notify_one();
             }
-            if drain.len() == 0 {
+            let Some(oldest) = drain.as_slice().iter().map(|r| r.time).min() else {
                 return Ok(());
-            }
-            // Full: let the consumer take a batch even if it wanted more.
+            };
+            // Full: let the consumer take a batch even if it wanted more, and show the
+            // records held here to the gauges while waiting.
+            inner.waiting.push(oldest);
             self.0.not_empty.notify_one();
             self.0.not_full.wait(&mut inner);
+            if let Some(i) = inner.waiting.iter().position(|t| *t == oldest) {
+                inner.waiting.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// What the queue holds now, and the oldest record not yet settled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Records queued.
+    pub records: usize,
+    /// Their bytes, as the byte bound counts them.
+    pub bytes: usize,
+    /// The time of the oldest record queued, held by a waiting producer, or in the batch
+    /// in flight; `None` when there is none.
+    pub oldest: Option<Timestamp>,
+}
+
+/// A read-only view of the queue, for the gauges.
+#[derive(Clone)]
+pub struct Observer(Arc<Shared>);
+
+impl Observer {
+    /// The queue's state now. Looks at every queued record (a scrape, not a hot path).
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.0.inner.lock();
+        let oldest = inner
+            .items
+            .iter()
+            .map(|r| r.time)
+            .chain(inner.waiting.iter().copied())
+            .chain(inner.in_flight)
+            .min();
+        Snapshot {
+            records: inner.items.len(),
+            bytes: inner.bytes,
+            oldest,
         }
     }
 }
@@ -123,6 +196,16 @@ impl Consumer {
         self.len() == 0
     }
 
+    /// A view of this queue for the gauges.
+    pub fn observer(&self) -> Observer {
+        Observer(self.0.clone())
+    }
+
+    /// The batch last taken is delivered (or given up): it no longer counts as pending.
+    pub fn settle(&self) {
+        self.0.inner.lock().in_flight = None;
+    }
+
     /// Waits until a record is queued (`Ok(true)`), `until` passes (`Ok(false)`), or every
     /// producer is gone and the queue is empty (`Err(Closed)`).
     pub fn wait_nonempty(&self, until: Instant) -> Result<bool, Closed> {
@@ -144,17 +227,24 @@ impl Consumer {
     }
 
     /// Takes up to `max_records` records (and about `max_bytes`), waiting until that many
-    /// are queued, `cut_at` passes, or the producers are gone.
+    /// are queued, `cut_at` passes, or the producers are gone. The batch counts as in
+    /// flight (see [`Observer::snapshot`]) until [`Consumer::settle`].
     ///
     /// It waits for more only while more keep coming: when nothing arrived for `LINGER`,
     /// the batch is cut at once, so a quiet container's line is not held back for the
     /// whole `batch_timeout`, while a busy stream still fills large batches. When the
-    /// pipeline was quiet (no batch for `QUIET`), it does not wait at all.
+    /// pipeline was quiet (no batch for `QUIET`), or the queue is full (a producer waits),
+    /// it does not wait at all.
     pub fn take_batch(&self, max_records: usize, max_bytes: usize, cut_at: Instant) -> Vec<Record> {
         let mut inner = self.0.inner.lock();
         let mut seen = inner.items.len();
         let linger = seen == 0 || inner.last_cut.is_some_and(|t| t.elapsed() < QUIET);
-        while linger && inner.items.len() < max_records && inner.producers > 0 {
+        while linger
+            && inner.items.len() < max_records
+            && inner.bytes < max_bytes
+            && inner.waiting.is_empty()
+            && inner.producers > 0
+        {
             inner.want = max_records.min(self.0.capacity);
             let until = cut_at.min(Instant::now() + LINGER);
             let timed_out = self.0.not_empty.wait_until(&mut inner, until).timed_out();
@@ -180,6 +270,8 @@ impl Consumer {
                 None => break,
             }
         }
+        inner.bytes -= bytes;
+        inner.in_flight = out.iter().map(|r| r.time).min();
         inner.last_cut = Some(Instant::now());
         drop(inner);
         self.0.not_full.notify_all();
@@ -199,7 +291,7 @@ mod tests {
 
     #[test]
     fn producer_blocks_when_full_and_order_is_kept() {
-        let (tx, rx) = bounded(10);
+        let (tx, rx) = bounded(10, usize::MAX);
         let producer = std::thread::spawn(move || {
             let mut recs = records(100);
             tx.send_all(&mut recs).unwrap();
@@ -230,7 +322,7 @@ mod tests {
     /// coming is timing: it shows in the throughput of scripts/bench.sh, not in a test.)
     #[test]
     fn a_quiet_batch_is_cut_early() {
-        let (tx, rx) = bounded(100_000);
+        let (tx, rx) = bounded(100_000, usize::MAX);
         tx.send_all(&mut records(3)).unwrap();
         let started = Instant::now();
         let batch = rx.take_batch(50, usize::MAX, Instant::now() + Duration::from_secs(60));
@@ -249,7 +341,7 @@ mod tests {
     /// on a slow machine; a queue that lingers is seen with all but certainty.
     #[test]
     fn a_record_after_a_quiet_spell_goes_out_at_once() {
-        let (tx, rx) = bounded(100);
+        let (tx, rx) = bounded(100, usize::MAX);
         tx.send_all(&mut records(1)).unwrap();
         let far = Instant::now() + Duration::from_secs(60);
         assert_eq!(rx.take_batch(10, usize::MAX, far).len(), 1);
@@ -278,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_not_cut_inside_a_group() {
-        let (tx, rx) = bounded(100);
+        let (tx, rx) = bounded(100, usize::MAX);
         let mut recs = records(6);
         for r in &mut recs[1..4] {
             r.continues = true;
@@ -290,9 +382,97 @@ mod tests {
         assert_eq!(rx.take_batch(2, usize::MAX, far).len(), 1);
     }
 
+    fn big(n: usize, bytes: usize, first_nanos: i64) -> Vec<Record> {
+        let mut recs = records(n);
+        for (i, r) in recs.iter_mut().enumerate() {
+            r.message = "x".repeat(bytes - r.approx_bytes() + r.message.len());
+            r.time = Timestamp::from_nanos(first_nanos + i as i64);
+        }
+        recs
+    }
+
+    /// Producers wait when the bytes are reached though the record bound has room; the
+    /// queue never holds more than its byte bound; every record arrives, in order.
+    #[test]
+    fn the_byte_bound_holds_and_nothing_is_lost() {
+        let (tx, rx) = bounded(1_000, 10_000);
+        let producer = std::thread::spawn(move || tx.send_all(&mut big(100, 1_000, 0)));
+        let mut got = Vec::new();
+        let far = Instant::now() + Duration::from_secs(60);
+        while got.len() < 100 {
+            let seen = rx.observer().snapshot();
+            assert!(seen.bytes <= 10_000, "byte bound exceeded: {seen:?}");
+            assert!(seen.records <= 10, "{seen:?}");
+            got.extend(
+                rx.take_batch(3, usize::MAX, far)
+                    .into_iter()
+                    .map(|r| r.time),
+            );
+            rx.settle();
+        }
+        assert_eq!(producer.join().unwrap(), Ok(()));
+        let want: Vec<Timestamp> = (0..100).map(Timestamp::from_nanos).collect();
+        assert_eq!(got, want);
+        assert_eq!(rx.observer().snapshot(), Snapshot::default());
+    }
+
+    /// A record larger than the whole byte bound passes alone into an empty queue: never a
+    /// deadlock, and never two such records queued together.
+    #[test]
+    fn a_record_larger_than_the_bound_passes_alone() {
+        let (tx, rx) = bounded(1_000, 1_000);
+        let producer = std::thread::spawn(move || tx.send_all(&mut big(3, 5_000, 0)));
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut got = 0;
+        while got < 3 {
+            assert!(rx.observer().snapshot().records <= 1);
+            if rx.wait_nonempty(far) == Ok(true) {
+                let batch = rx.take_batch(10, usize::MAX, far);
+                assert_eq!(batch.len(), 1, "one big record at a time");
+                got += batch.len();
+            }
+        }
+        assert_eq!(producer.join().unwrap(), Ok(()));
+    }
+
+    /// The oldest pending record is seen wherever it is: queued, in the batch in flight
+    /// until settled, or held by a producer waiting for room.
+    #[test]
+    fn the_snapshot_sees_queued_in_flight_and_waiting_records() {
+        let (tx, rx) = bounded(2, usize::MAX);
+        let observer = rx.observer();
+        assert_eq!(observer.snapshot().oldest, None);
+        tx.send_all(&mut big(2, 500, 100)).unwrap();
+        let seen = observer.snapshot();
+        assert_eq!((seen.records, seen.bytes), (2, 1_000));
+        assert_eq!(seen.oldest, Some(Timestamp::from_nanos(100)));
+        // A producer with older records waits: the queue is full.
+        let waiting = tx.clone();
+        let producer = std::thread::spawn(move || waiting.send_all(&mut big(2, 500, 7)));
+        let oldest_is = |nanos: i64| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while observer.snapshot().oldest != Some(Timestamp::from_nanos(nanos)) {
+                assert!(Instant::now() < deadline, "{:?}", observer.snapshot());
+                std::thread::yield_now();
+            }
+        };
+        oldest_is(7);
+        let far = Instant::now() + Duration::from_secs(60);
+        assert_eq!(rx.take_batch(2, usize::MAX, far).len(), 2);
+        producer.join().unwrap().unwrap();
+        // Times 7 and 8 are queued now; 100 and 101 are in flight.
+        oldest_is(7);
+        let second = rx.take_batch(2, usize::MAX, far);
+        assert_eq!(second.len(), 2);
+        oldest_is(7);
+        rx.settle();
+        assert_eq!(observer.snapshot(), Snapshot::default());
+        drop(tx);
+    }
+
     #[test]
     fn send_fails_when_the_consumer_is_gone() {
-        let (tx, rx) = bounded(1);
+        let (tx, rx) = bounded(1, usize::MAX);
         drop(rx);
         assert_eq!(tx.send_all(&mut records(2)), Err(Closed));
     }

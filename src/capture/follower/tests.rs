@@ -64,7 +64,7 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
         stop: stop.clone(),
         exited: Arc::new(AtomicBool::new(true)),
     };
-    let (tx, rx) = queue::bounded(100);
+    let (tx, rx) = queue::bounded(100, usize::MAX);
     let settings = ClientSettings {
         socket: root.join("no-docker.sock"),
         max_idle_connections: 1,

@@ -29,7 +29,7 @@ impl Run {
     }
 
     fn with_pattern(pattern: &str, first_run: bool, positions: &Arc<Positions>) -> Run {
-        let (tx, rx) = bounded(10_000);
+        let (tx, rx) = bounded(10_000, usize::MAX);
         let hf = HostFiles {
             patterns: vec![pattern.to_string()],
             host: Arc::from("node-7"),
