@@ -7,6 +7,14 @@
 # cache allows, and checks that every line arrived exactly once.
 #
 #   scripts/soak.sh [--minutes N] [--churn-per-minute K] [--read-from api|files] [--json FILE]
+#   scripts/soak.sh --outage-big-lines [--lines N] [--json FILE]
+#
+# --outage-big-lines is another scenario: the capturer on the defaults (queue_bytes 64 MiB)
+# with its only sink, a Loki at a closed loopback port, unreachable; one container prints
+# N lines (default 1500) of 256 KiB. It samples the RSS while the queue fills and stays
+# full, then stops the capturer. PASS needs the peak RSS within base + queue_bytes + 16 MiB
+# (the batch in flight and its encoding, buffers, the allocator), the queue_bytes gauge at
+# most queue_bytes, lag_seconds growing with the outage, and exit 0 on SIGTERM.
 #
 # PASS needs: the capturer's FD and thread slopes <= 0.1/min (sampled at quiet moments,
 # counted without the sockets and threads active streams legitimately hold; dockerd's
@@ -21,13 +29,17 @@ MINUTES=2
 CHURN=120
 READ_FROM=api
 JSON=""
+OUTAGE=""
+LINES=1500
 while [ $# -gt 0 ]; do
     case "$1" in
+        --outage-big-lines) OUTAGE=1; shift ;;
+        --lines) LINES="$2"; shift 2 ;;
         --minutes) MINUTES="$2"; shift 2 ;;
         --churn-per-minute) CHURN="$2"; shift 2 ;;
         --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--minutes N] [--churn-per-minute K] [--read-from api|files] [--json FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--minutes N] [--churn-per-minute K] [--read-from api|files] [--json FILE] | --outage-big-lines [--lines N] [--json FILE]" >&2; exit 2 ;;
     esac
 done
 
@@ -69,6 +81,72 @@ if [ -z "$BIN" ]; then
     say "building (release)"
     cargo build --release --quiet
     BIN=target/release/log-capturer
+fi
+
+if [ -n "$OUTAGE" ]; then
+    # The outage with big lines: defaults, except the one sink (unreachable) and the paths.
+    LOKI_PORT=$((PORT + 1000))
+    cat > "$WORK/config.toml" <<TOML
+[containers]
+include_names = ["$PREFIX-*"]
+[positions]
+path = "$WORK/positions.json"
+[server]
+listen = "127.0.0.1:$PORT"
+[[sinks]]
+type = "loki"
+url = "http://127.0.0.1:$LOKI_PORT"
+TOML
+    env -u LOG_CAPTURER_BIN -u LOG_CAPTURER_IMAGE -u LOG_CAPTURER_TEST_IMAGE -u DOCKER_HOST RUST_LOG=warn "$BIN" --config "$WORK/config.toml" 2>"$WORK/capturer.log" &
+    CAP_PID=$!
+    for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.05; done
+    sleep 1
+    rss() { awk -v f="$1" '$1 == f":" { print $2 }' "/proc/$CAP_PID/status"; }
+    BASE_KIB=$(rss VmRSS)
+    docker run -d --network none --name "$PREFIX-big" "$IMAGE" sh -c \
+        "l=\$(head -c 262144 /dev/zero | tr '\\0' x); i=0; while [ \$i -lt $LINES ]; do i=\$((i+1)); echo \"n \$i \$l\"; done" >/dev/null
+    # Until the queue is full (the producer waits), then 10 s more.
+    full=""
+    for _ in $(seq 1 120); do
+        sleep 1
+        m=$(metrics)
+        if [ "$(metric log_capturer_queue_bytes "$m")" -gt $((48 * 1024 * 1024)) ]; then full=1; break; fi
+    done
+    m1=$(metrics); sleep 10; m2=$(metrics)
+    PEAK_KIB=$(rss VmHWM)
+    lag() { awk '$1 == "log_capturer_lag_seconds" { print $2 }' <<<"$1"; }
+    kill -TERM "$CAP_PID"; status=0; wait "$CAP_PID" || status=$?; CAP_PID=""
+    python3 - "$BASE_KIB" "$PEAK_KIB" "$(metric log_capturer_queue_bytes "$m2")" \
+        "$(metric log_capturer_queue_records "$m2")" "$(lag "$m1")" "$(lag "$m2")" \
+        "$status" "${full:-0}" "$LINES" "$JSON" <<'PY'
+import json, sys
+base, peak, qbytes, qrecords = (int(x) for x in sys.argv[1:5])
+lag1, lag2 = float(sys.argv[5]), float(sys.argv[6])
+status, full, lines, json_out = int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), sys.argv[10]
+bound = 64 * 1024 * 1024
+mib = lambda kib: kib / 1024
+checks = [
+    ("queue filled to its byte bound", full, full == 1),
+    ("queue_bytes gauge (MiB, <= 64)", qbytes / 2**20, qbytes <= bound),
+    ("queue_records gauge", qrecords, qrecords > 0),
+    ("lag_seconds growth over 10 s", lag2 - lag1, lag2 - lag1 >= 9),
+    ("peak RSS - base (MiB, <= 64 + 16)", mib(peak - base), (peak - base) * 1024 <= bound + 16 * 2**20),
+    ("exit status after SIGTERM", status, status == 0),
+]
+print(f"outage with big lines: {lines} lines of 256 KiB, Loki unreachable, defaults "
+      f"(queue_bytes 64 MiB): RSS base {mib(base):.1f} MiB, peak {mib(peak):.1f} MiB")
+for name, value, ok in checks:
+    v = f"{value:.2f}" if isinstance(value, float) else f"{value}"
+    print(f"{name:45} {v:>10}  {'ok' if ok else 'FAIL'}")
+passed = all(ok for _, _, ok in checks)
+print("PASS" if passed else "FAIL")
+if json_out:
+    json.dump({"scenario": "outage-big-lines", "lines": lines, "base_rss_kib": base,
+               "peak_rss_kib": peak, "checks": {n: v for n, v, _ in checks}, "pass": passed},
+              open(json_out, "w"), indent=1)
+sys.exit(0 if passed else 1)
+PY
+    exit $?
 fi
 
 # The keep-alive cache's bound and idle timeout, in the config and in the connection bound.

@@ -27,7 +27,16 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(path: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(path).expect("mount point");
-        mount(&["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"], path);
+        mount(
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ],
+            path,
+        );
         Tmpfs {
             path: path.to_path_buf(),
         }
@@ -149,7 +158,10 @@ fn an_outage_with_big_lines_stays_within_the_byte_bound() {
     );
     for m in [&full, &later] {
         let bytes = value(m, "log_capturer_queue_bytes") as u64;
-        assert!(bytes <= queue_bytes, "queue_bytes gauge {bytes} over the bound");
+        assert!(
+            bytes <= queue_bytes,
+            "queue_bytes gauge {bytes} over the bound"
+        );
         assert!(value(m, "log_capturer_queue_records") >= 1.0);
     }
     assert!(
@@ -182,7 +194,8 @@ fn an_outage_with_big_lines_stays_within_the_byte_bound() {
     assert_eq!(tally(&file, n), (0, 0), "file: (missing, duplicated)");
     let idle = wait_for(WAIT, "the gauges back to zero", || {
         let m = cap.metrics();
-        (value(&m, "log_capturer_queue_bytes") == 0.0 && value(&m, "log_capturer_lag_seconds") == 0.0)
+        (value(&m, "log_capturer_queue_bytes") == 0.0
+            && value(&m, "log_capturer_lag_seconds") == 0.0)
             .then_some(m)
     });
     assert_eq!(value(&idle, "log_capturer_queue_records"), 0.0);
@@ -218,7 +231,9 @@ fn a_full_disk_neither_duplicates_nor_tears() {
     wait_for(WAIT, "every line in the grown filesystem", || {
         (read_records(&out).len() >= n).then_some(())
     });
-    wait_for(WAIT, "/health ok again", || (health(&cap).0 == 200).then_some(()));
+    wait_for(WAIT, "/health ok again", || {
+        (health(&cap).0 == 200).then_some(())
+    });
     let records = read_records(&out);
     let counts = tally(&records, n);
     eprintln!(
@@ -230,7 +245,11 @@ fn a_full_disk_neither_duplicates_nor_tears() {
     assert_eq!(counts, (0, 0));
     assert_eq!(records.len(), n);
     assert_eq!(torn_lines(&out), 0);
-    assert_eq!(tally(&cap.records_of(&name), n), (0, 0), "the other file sink");
+    assert_eq!(
+        tally(&cap.records_of(&name), n),
+        (0, 0),
+        "the other file sink"
+    );
 }
 
 /// The positions file's filesystem is remounted read-only: capture goes on, the failures
@@ -265,16 +284,24 @@ fn positions_on_a_read_only_filesystem() {
     let errors = cap.metric("log_capturer_positions_errors_total");
     assert!(errors >= 1.0, "positions_errors_total = {errors}");
     let saved_before = std::fs::read_to_string(&positions).unwrap_or_default();
-    assert!(!saved_before.contains(&c.id), "nothing of it could be saved");
+    assert!(
+        !saved_before.contains(&c.id),
+        "nothing of it could be saved"
+    );
 
     fs.remount("rw");
-    wait_for(WAIT, "/health ok again", || (health(&cap).0 == 200).then_some(()));
+    wait_for(WAIT, "/health ok again", || {
+        (health(&cap).0 == 200).then_some(())
+    });
     let saved = wait_for(WAIT, "the position saved", || {
         std::fs::read_to_string(&positions)
             .ok()
             .filter(|t| t.contains(&c.id))
     });
-    eprintln!("read-only positions: {errors} failed writes, then saved: {} bytes", saved.len());
+    eprintln!(
+        "read-only positions: {errors} failed writes, then saved: {} bytes",
+        saved.len()
+    );
 }
 
 /// An operator renames the file sink's output away while a container writes: the next
@@ -311,5 +338,9 @@ fn an_output_renamed_away_is_reopened() {
     );
     assert!(after > 0, "the new file at the path got the rest");
     assert_eq!(tally(&all, n), (0, 0));
-    assert!(cap.log().contains("was removed or replaced"), "{}", cap.log());
+    assert!(
+        cap.log().contains("was removed or replaced"),
+        "{}",
+        cap.log()
+    );
 }
