@@ -9,7 +9,9 @@
 //! "containers":{"<id>":{"time":"<rfc3339>","frames":N,"file":{"dev":D,"ino":I,"offset":O}}},
 //! "files":{"<path>":{"dev":D,"ino":I,"offset":O}}}`. A container's `file` is present when
 //! it was read from its json-file log (`read_from = "files"`); `files` holds the host files
-//! of `files.paths`. Both are optional, so files written before them still load.
+//! of `files.paths`. A container's `marks` (`{"stdout":{"time":..,"frames":N},"stderr":..}`)
+//! are there only while a multiline record was open at the position (see
+//! `record::Position`). All three are optional, so files written before them still load.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::capture::record::{ContainerId, FilePos, Origin, Position, Record};
+use crate::capture::record::{ContainerId, FilePos, Mark, Origin, Position, Record};
 use crate::capture::timestamp::Timestamp;
 
 const VERSION: u32 = 1;
@@ -52,6 +54,38 @@ struct FileEntry {
     frames: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<FileRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marks: Option<MarksRef>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MarksRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stdout: Option<MarkRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stderr: Option<MarkRef>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MarkRef {
+    time: String,
+    frames: u32,
+}
+
+impl MarkRef {
+    fn new(m: Mark) -> MarkRef {
+        MarkRef {
+            time: m.time.to_rfc3339(),
+            frames: m.frames_at_time,
+        }
+    }
+}
+
+fn marks_ref(p: &Position) -> Option<MarksRef> {
+    p.has_marks().then(|| MarksRef {
+        stdout: p.marks[0].map(MarkRef::new),
+        stderr: p.marks[1].map(MarkRef::new),
+    })
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -148,14 +182,28 @@ impl Positions {
                 positions.first_run_at = parse(&file.first_run_at)?;
                 positions.last_run_at = Some(parse(&file.updated_at)?);
                 let mut state = positions.state.lock();
+                let mark = |m: Option<MarkRef>| -> Result<Option<Mark>, PositionsError> {
+                    m.map(|m| {
+                        Ok(Mark {
+                            time: parse(&m.time)?,
+                            frames_at_time: m.frames,
+                        })
+                    })
+                    .transpose()
+                };
                 for (id, entry) in file.containers {
                     let time = parse(&entry.time)?;
+                    let marks = match entry.marks {
+                        Some(m) => [mark(m.stdout)?, mark(m.stderr)?],
+                        None => [None; 2],
+                    };
                     state.map.insert(
                         ContainerId::new(&id),
                         Position {
                             time,
                             frames_at_time: entry.frames,
                             file: entry.file.map(FilePos::from),
+                            marks,
                         },
                     );
                 }
@@ -282,6 +330,7 @@ impl Positions {
                             time: p.time.to_rfc3339(),
                             frames: p.frames_at_time,
                             file: p.file.map(FileRef::from),
+                            marks: marks_ref(p),
                         },
                     )
                 })
@@ -365,6 +414,13 @@ mod tests {
                 ino: 2,
                 offset: 3,
             }),
+            marks: [
+                Some(Mark {
+                    time: Timestamp::from_nanos(90),
+                    frames_at_time: 1,
+                }),
+                None,
+            ],
         };
         let mut host = sample_records(1, "h");
         host[0].origin = Origin::HostFile(std::sync::Arc::new(
@@ -395,6 +451,13 @@ mod tests {
                     ino: 2,
                     offset: 3
                 }),
+                marks: [
+                    Some(Mark {
+                        time: Timestamp::from_nanos(90),
+                        frames_at_time: 1,
+                    }),
+                    None,
+                ],
             })
         );
         assert_eq!(

@@ -7,7 +7,7 @@
 //! emitted position loses nothing.
 
 use super::merge::{Line, LineMerger};
-use super::record::{FilePos, Position, Stream};
+use super::record::{FilePos, Mark, Position, Stream};
 use super::timestamp::Timestamp;
 use crate::docker::frame::{FrameBuffer, FrameError, StreamKind};
 
@@ -62,7 +62,11 @@ struct State {
     /// Position of the last frame of the current body, counted from the body's start.
     counting: Option<Position>,
     /// Resume point: frames at or before it were delivered already.
-    skip: Option<Position>,
+    skip: Option<Mark>,
+    /// Per stream, frames at or before the mark were delivered already (a multiline
+    /// record was open on the other stream at the resume point; see `Position`). Handed on
+    /// in the positions of the lines until the reading passes them.
+    marks: [Option<Mark>; 2],
     /// Position before the first piece of the oldest pending partial line: while any line
     /// is being assembled, completed lines are held, then handed out as one group. A
     /// position inside a partial line cannot be resumed from (the rest would come out as a
@@ -92,7 +96,8 @@ impl LogDecoder {
                 ],
                 pos: resume,
                 counting: None,
-                skip: resume,
+                skip: resume.map(|p| p.mark()),
+                marks: resume.map_or([None; 2], |p| p.marks),
                 hold_from: None,
                 held: Vec::new(),
                 scratch: Vec::new(),
@@ -109,7 +114,7 @@ impl LogDecoder {
     /// bytes of the old body.
     pub fn restart(&mut self) {
         self.frames.clear();
-        self.state.skip = self.state.pos;
+        self.state.skip = self.state.pos.map(|p| p.mark());
         self.state.counting = None;
     }
 
@@ -173,7 +178,8 @@ impl LogDecoder {
     }
 
     /// Reading continues exactly after the resume position (a file offset), so nothing is
-    /// skipped and frames at the resume time are counted on from it.
+    /// skipped (but by the position's marks) and frames at the resume time are counted on
+    /// from it.
     pub fn continue_from_resume(&mut self) {
         self.state.skip = None;
         self.state.counting = self.state.pos;
@@ -222,28 +228,43 @@ impl State {
             Some(c) if time < c.time => (c.time, c.frames_at_time),
             _ => (time, 1),
         };
+        let at = Mark {
+            time: anchor,
+            frames_at_time: n,
+        };
+        self.counting = Some(Position {
+            time: anchor,
+            frames_at_time: n,
+            file: None,
+            marks: [None; 2],
+        });
+        let i = idx(stream);
+        if self.skip.is_some_and(|s| at <= s) || self.marks[i].is_some_and(|m| at <= m) {
+            out(Output::Notice(Notice::DuplicateSkipped));
+            return;
+        }
+        self.skip = None;
+        // Marks the reading has passed say nothing more.
+        for m in &mut self.marks {
+            if m.is_some_and(|m| m <= at) {
+                *m = None;
+            }
+        }
         let pos = Position {
             time: anchor,
             frames_at_time: n,
             file: file.map(|f| f.1),
+            marks: self.marks,
         };
-        self.counting = Some(pos);
-        if let Some(skip) = self.skip {
-            if (pos.time, pos.frames_at_time) <= (skip.time, skip.frames_at_time) {
-                out(Output::Notice(Notice::DuplicateSkipped));
-                return;
-            }
-            self.skip = None;
-        }
         let before = self.pos;
         self.pos = Some(pos);
-        let i = idx(stream);
         let pending_before = self.any_pending();
         if !pending_before {
             self.hold_from = Some(before.unwrap_or(Position {
                 time,
                 frames_at_time: 0,
                 file: file.map(|f| f.0),
+                marks: self.marks,
             }));
         }
         let scratch = &mut self.scratch;
@@ -361,7 +382,8 @@ mod tests {
             Position {
                 time: ts("2026-01-01T00:00:01Z"),
                 frames_at_time: 2,
-                file: None
+                file: None,
+                marks: [None; 2],
             }
         );
         assert_eq!(lines[2].1, "c");
@@ -381,6 +403,7 @@ mod tests {
             time: ts(t),
             frames_at_time: 2,
             file: None,
+            marks: [None; 2],
         };
         let mut d = LogDecoder::new(Some(false), 1024, Some(resume));
         let (lines, notices) = run(&mut d, &bytes, false);
@@ -390,6 +413,50 @@ mod tests {
             notices,
             vec![Notice::DuplicateSkipped, Notice::DuplicateSkipped]
         );
+    }
+
+    /// A resume point with a mark: the base is after "a", and stdout was delivered up to
+    /// "c" (a record of it was complete while one of stderr was still open). Only "c" is
+    /// skipped, and the lines before the mark hand it on in their positions.
+    #[test]
+    fn resume_skips_a_streams_frames_up_to_its_mark() {
+        let at = |s: &str, n| Mark {
+            time: ts(s),
+            frames_at_time: n,
+        };
+        let bytes = [
+            frame(1, b"2026-01-01T00:00:01Z a\n"),
+            frame(2, b"2026-01-01T00:00:02Z b\n"),
+            frame(1, b"2026-01-01T00:00:03Z c\n"),
+            frame(2, b"2026-01-01T00:00:04Z d\n"),
+            frame(1, b"2026-01-01T00:00:05Z e\n"),
+        ]
+        .concat();
+        let resume = Position {
+            time: ts("2026-01-01T00:00:01Z"),
+            frames_at_time: 1,
+            file: None,
+            marks: [Some(at("2026-01-01T00:00:03Z", 1)), None],
+        };
+        let mut d = LogDecoder::new(Some(false), 1024, Some(resume));
+        let (lines, notices) = run(&mut d, &bytes, false);
+        let texts: Vec<_> = lines.iter().map(|l| l.1.as_str()).collect();
+        assert_eq!(texts, vec!["b", "d", "e"]);
+        assert_eq!(
+            notices,
+            vec![Notice::DuplicateSkipped, Notice::DuplicateSkipped]
+        );
+        assert_eq!(
+            lines[0].2.marks, resume.marks,
+            "b is before the mark: handed on"
+        );
+        assert_eq!(lines[1].2.marks, [None, None], "d is past it");
+        assert!(lines[0]
+            .2
+            .covers(Stream::Stdout, at("2026-01-01T00:00:03Z", 1)));
+        assert!(!lines[0]
+            .2
+            .covers(Stream::Stderr, at("2026-01-01T00:00:03Z", 1)));
     }
 
     #[test]
@@ -411,7 +478,8 @@ mod tests {
             Position {
                 time: ts(t1),
                 frames_at_time: 0,
-                file: None
+                file: None,
+                marks: [None; 2],
             }
         );
         assert_eq!(lines[1].1.len(), 16 * 1024 + 3);
@@ -421,7 +489,8 @@ mod tests {
             Position {
                 time: ts("2026-01-01T00:00:02Z"),
                 frames_at_time: 1,
-                file: None
+                file: None,
+                marks: [None; 2],
             }
         );
         assert_eq!(notices, vec![Notice::Merged]);

@@ -47,6 +47,16 @@ pub enum Stream {
 }
 
 impl Stream {
+    pub const BOTH: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
+
+    /// 0 for stdout, 1 for stderr: the index of per-stream arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
@@ -171,11 +181,46 @@ impl Origin {
 /// many frames with exactly that time had been read up to and including it. Resuming
 /// with `since=time` (inclusive) skips `frames_at_time` frames. When read from a file
 /// (json-file logs, host files), also the file and the byte offset just past it.
+///
+/// `marks`: while a multiline record is still open on one stream, a record of the other
+/// stream can be complete and delivered. The position then stays before the open record
+/// (so it is read again, whole, after a restart), and `marks` say, per stream (stdout,
+/// stderr), up to which frame that stream was delivered already: a resume skips a
+/// stream's frames up to its mark. Both `None` in every other case.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
     pub time: Timestamp,
     pub frames_at_time: u32,
     pub file: Option<FilePos>,
+    pub marks: [Option<Mark>; 2],
+}
+
+/// A frame's place in the counting of [`Position`], without the file: for marks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mark {
+    pub time: Timestamp,
+    pub frames_at_time: u32,
+}
+
+impl Position {
+    /// The frame this position stands at, as a mark.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            time: self.time,
+            frames_at_time: self.frames_at_time,
+        }
+    }
+
+    /// Whether a frame counted at `at` of `stream` was delivered by this position: at or
+    /// before it, or at or before the stream's mark.
+    pub fn covers(&self, stream: Stream, at: Mark) -> bool {
+        at <= self.mark() || self.marks[stream.index()].is_some_and(|m| at <= m)
+    }
+
+    /// Whether any mark is past the position itself.
+    pub fn has_marks(&self) -> bool {
+        self.marks.iter().flatten().any(|m| *m > self.mark())
+    }
 }
 
 /// A byte offset in one file, identified by device and inode (names change on rotation).

@@ -98,6 +98,7 @@ mod tests {
             time: Timestamp::from_nanos(t),
             frames_at_time: 1,
             file: None,
+            marks: [None; 2],
         }
     }
 

@@ -68,6 +68,7 @@ fn records(n: usize) -> Vec<Record> {
             time: Timestamp::from_nanos(i as i64 + 1),
             frames_at_time: 1,
             file: None,
+            marks: [None; 2],
         };
     }
     records

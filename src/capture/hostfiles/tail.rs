@@ -146,6 +146,7 @@ fn record(line: Line, now: Timestamp, id: FileId, meta: &Arc<HostFileMeta>) -> R
                 ino: id.ino,
                 offset: line.end,
             }),
+            marks: [None; 2],
         },
         continues: false,
     }
