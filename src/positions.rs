@@ -232,14 +232,21 @@ impl Positions {
 
     /// Advances every container in `records` (queue order, so the last one wins).
     pub fn ack(&self, records: &[Record]) {
+        self.ack_each(records.iter().map(|r| (&r.origin, &r.position)));
+    }
+
+    /// Advances the origin of each position, in order (the last one of an origin wins).
+    pub fn ack_each<'a>(&self, positions: impl Iterator<Item = (&'a Origin, &'a Position)>) {
         let mut state = self.state.lock();
-        for r in records {
-            match &r.origin {
+        let mut any = false;
+        for (origin, position) in positions {
+            any = true;
+            match origin {
                 Origin::Container(c) => {
-                    state.map.insert(c.id.clone(), r.position);
+                    state.map.insert(c.id.clone(), *position);
                 }
                 Origin::HostFile(h) => {
-                    if let Some(f) = r.position.file {
+                    if let Some(f) = position.file {
                         match state.files.get_mut(&*h.path) {
                             Some(at) => *at = f,
                             None => {
@@ -250,7 +257,7 @@ impl Positions {
                 }
             }
         }
-        state.dirty |= !records.is_empty();
+        state.dirty |= any;
     }
 
     pub fn get(&self, id: &ContainerId) -> Option<Position> {

@@ -252,7 +252,15 @@ pub struct Record {
     /// long line was pending); a batch is not cut between them, so an acknowledged
     /// position never covers a line not yet delivered.
     pub continues: bool,
+    /// What a rule's `parse` made of the message (written as `"fields"`, after `host`).
+    pub fields: Option<Box<Fields>>,
+    /// Dropped by a rule: no sink gets it, but its position is acknowledged with the
+    /// batch (a dropped line is not read again after a restart).
+    pub dropped: bool,
 }
+
+/// Parsed fields of a message.
+pub type Fields = serde_json::Map<String, serde_json::Value>;
 
 impl Record {
     /// Appends the record as one JSON line (with the trailing `\n`).
@@ -268,12 +276,33 @@ impl Record {
         if self.truncated {
             out.extend_from_slice(b",\"truncated\":true");
         }
-        out.extend_from_slice(self.origin.json_tail().as_bytes());
+        let tail = self.origin.json_tail().as_bytes();
+        match &self.fields {
+            None => out.extend_from_slice(tail),
+            Some(fields) => {
+                // The tail ends with "}\n": the fields go in before it.
+                out.extend_from_slice(&tail[..tail.len().saturating_sub(2)]);
+                out.extend_from_slice(b",\"fields\":");
+                if serde_json::to_writer(&mut *out, fields).is_err() {
+                    out.extend_from_slice(b"{}");
+                }
+                out.extend_from_slice(b"}\n");
+            }
+        }
     }
 
-    /// Rough in-memory size, for batch byte limits.
+    /// Rough in-memory size, for batch and queue byte limits.
     pub fn approx_bytes(&self) -> usize {
-        self.message.len() + 160
+        self.message.len() + 160 + self.fields.as_ref().map_or(0, |f| 64 * f.len())
+    }
+
+    /// A field's value as text, for templates: strings as they are, other values as JSON.
+    pub fn field_text(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self.fields.as_ref()?.get(key)? {
+            serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+            serde_json::Value::Null => None,
+            other => Some(std::borrow::Cow::Owned(other.to_string())),
+        }
     }
 }
 
@@ -342,6 +371,8 @@ pub(crate) fn sample_records(n: usize, tag: &str) -> Vec<Record> {
             origin: Origin::Container(meta.clone()),
             position: Position::default(),
             continues: false,
+            fields: None,
+            dropped: false,
         })
         .collect()
 }
@@ -367,6 +398,8 @@ mod tests {
             ))),
             position: Position::default(),
             continues: false,
+            fields: None,
+            dropped: false,
         }
     }
 
@@ -397,6 +430,34 @@ mod tests {
             "{\"time\":\"2026-11-26T17:55:29.376306023Z\",\"message\":\"boot ok\",\
              \"path\":\"/var/log/a \\\"b\\\".log\",\"host\":\"node-7\"}\n"
         );
+    }
+
+    #[test]
+    fn fields_come_last_after_host_and_truncated() {
+        let mut r = record("level=warn msg=\"x\"", true);
+        let mut fields = Fields::new();
+        fields.insert("level".into(), "warn".into());
+        fields.insert("n".into(), serde_json::json!(3));
+        r.fields = Some(Box::new(fields));
+        let mut out = Vec::new();
+        r.write_json(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(
+                r#""host":"node-7","fields":{"level":"warn","n":3}}
+"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""truncated":true,"container_id""#),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["fields"]["level"], "warn");
+        assert_eq!(r.field_text("n").as_deref(), Some("3"));
+        assert_eq!(r.field_text("level").as_deref(), Some("warn"));
+        assert_eq!(r.field_text("missing"), None);
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct LokiSinkConfig {
     /// Label name -> template (see [`parse_template`](super::parse_template)). A file's
     /// `labels` table replaces the default set as a whole.
     pub labels: BTreeMap<String, String>,
+    /// Loki 3 structured metadata: name -> template, sent with each entry (empty values
+    /// left out). Empty by default.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub structured_metadata: BTreeMap<String, String>,
     pub line_format: LineFormat,
     /// Gzip the request body (`Content-Encoding: gzip`).
     pub gzip: bool,
@@ -59,6 +63,7 @@ impl Default for LokiSinkConfig {
                 .into_iter()
                 .map(|(name, template)| (name.to_owned(), template.to_owned()))
                 .collect(),
+            structured_metadata: BTreeMap::new(),
             line_format: LineFormat::Message,
             gzip: true,
             timeout: secs(10),
@@ -202,6 +207,7 @@ mod tests {
             password: None,
             bearer_token: None,
             labels: labels.map(|(k, v)| (k.into(), v.into())).into(),
+            structured_metadata: BTreeMap::new(),
             line_format: LineFormat::Message,
             gzip: true,
             timeout: HumanDuration(Duration::from_secs(10)),

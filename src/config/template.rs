@@ -24,9 +24,12 @@ pub enum TemplateField {
     Path,
     /// `labels.<key>`: a container label, by its key.
     Label(String),
+    /// `fields.<key>`: a field a rule's `parse` found in the message.
+    Field(String),
 }
 
-const FIELDS: &str = "container_id, container_name, image, stream, host, path or labels.<key>";
+const FIELDS: &str =
+    "container_id, container_name, image, stream, host, path, labels.<key> or fields.<key>";
 
 /// Parses a label template: literal text with `{field}` placeholders, where `{{` and
 /// `}}` stand for literal braces. Adjacent literal text comes back as one part.
@@ -79,15 +82,23 @@ fn field(name: &str) -> Result<TemplateField, String> {
         "stream" => TemplateField::Stream,
         "host" => TemplateField::Host,
         "path" => TemplateField::Path,
-        _ => match name.strip_prefix("labels.") {
-            Some(key) if !key.is_empty() => TemplateField::Label(key.to_owned()),
-            Some(_) => return Err("empty label key in {labels.}".to_owned()),
-            None => {
+        _ => {
+            if let Some(key) = name.strip_prefix("labels.") {
+                if key.is_empty() {
+                    return Err("empty label key in {labels.}".to_owned());
+                }
+                TemplateField::Label(key.to_owned())
+            } else if let Some(key) = name.strip_prefix("fields.") {
+                if key.is_empty() {
+                    return Err("empty field key in {fields.}".to_owned());
+                }
+                TemplateField::Field(key.to_owned())
+            } else {
                 return Err(format!(
                     "unknown field {{{name}}}, expected one of {FIELDS}"
-                ))
+                ));
             }
-        },
+        }
     })
 }
 

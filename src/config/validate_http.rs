@@ -34,6 +34,16 @@ pub(super) fn loki(loki: &LokiSinkConfig, key: &dyn Fn(&str) -> String) -> Resul
             "the template must not be empty".to_owned()
         })?;
     }
+    for (name, template) in &loki.structured_metadata {
+        let meta_key = key(&format!("structured_metadata.{name}"));
+        check(label_name(name), &meta_key, || {
+            format!("invalid name {name:?}: expected [a-zA-Z_][a-zA-Z0-9_]*")
+        })?;
+        let parts = parse_template(template).map_err(|e| ConfigError::at(&meta_key, e))?;
+        check(!parts.is_empty(), &meta_key, || {
+            "the template must not be empty".to_owned()
+        })?;
+    }
     positive(loki.timeout, &key("timeout"))
 }
 

@@ -90,9 +90,26 @@ impl Dispatcher {
         let mut dropped = 0usize;
         while let Some(records) = self.next_batch() {
             self.metrics.batch_records.observe(records.len() as f64);
+            // Records a rule dropped go to no sink, but their positions are acknowledged
+            // with the batch, in queue order.
+            let (records, order) = if records.iter().any(|r| r.dropped) {
+                let order: Vec<_> = records
+                    .iter()
+                    .map(|r| (r.origin.clone(), r.position))
+                    .collect();
+                (
+                    records.into_iter().filter(|r| !r.dropped).collect(),
+                    Some(order),
+                )
+            } else {
+                (records, None)
+            };
             let batch = Batch::new(records);
-            if self.deliver(&batch) {
-                self.positions.ack(&batch.records);
+            if batch.records.is_empty() || self.deliver(&batch) {
+                match &order {
+                    Some(order) => self.positions.ack_each(order.iter().map(|(o, p)| (o, p))),
+                    None => self.positions.ack(&batch.records),
+                }
                 self.rx.settle();
                 self.persist(false);
             } else {

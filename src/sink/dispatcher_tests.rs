@@ -338,3 +338,30 @@ fn positions_that_cannot_be_saved_do_not_stop_delivery() {
     drop(tx);
     thread.join().unwrap();
 }
+
+/// Records a rule dropped reach no sink, and their positions are acknowledged in queue
+/// order: the last record, dropped, sets the container's position.
+#[test]
+fn dropped_records_reach_no_sink_but_their_positions_advance() {
+    let (a, calls) = sink("a", vec![], ok);
+    let mut recs = records(4);
+    recs[1].dropped = true;
+    recs[3].dropped = true;
+    let run = dispatch(vec![a], recs, Shutdown::new());
+    assert_eq!(
+        *calls.lock(),
+        vec![vec!["m 0".to_owned(), "m 2".to_owned()]]
+    );
+    assert_eq!(run.acked(), Some(4), "the dropped last record's position");
+
+    let (b, calls) = sink("b", vec![], ok);
+    let mut recs = records(2);
+    recs[0].dropped = true;
+    recs[1].dropped = true;
+    let run = dispatch(vec![b], recs, Shutdown::new());
+    assert!(
+        calls.lock().is_empty(),
+        "a batch of dropped records calls no sink"
+    );
+    assert_eq!(run.acked(), Some(2));
+}

@@ -17,6 +17,8 @@ pub struct LokiSink {
     http: HttpClient,
     /// Label name and its parsed template, sorted by name.
     labels: Vec<(String, Vec<TemplatePart>)>,
+    /// Structured metadata: name and template, sorted by name.
+    metadata: Vec<(String, Vec<TemplatePart>)>,
     line_format: LineFormat,
     gzip: bool,
 }
@@ -40,10 +42,17 @@ impl LokiSink {
             labels.push((label.clone(), parts));
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut metadata = Vec::new();
+        for (name, template) in &cfg.structured_metadata {
+            let parts =
+                parse_template(template).map_err(|e| format!("structured_metadata.{name}: {e}"))?;
+            metadata.push((name.clone(), parts));
+        }
         Ok(LokiSink {
             name,
             http: HttpClient::new(url, auth, headers, cfg.timeout.get()),
             labels,
+            metadata,
             line_format: cfg.line_format,
             gzip: cfg.gzip,
         })
@@ -72,6 +81,28 @@ impl LokiSink {
         }
         out.push(b'}');
         out
+    }
+
+    /// An entry's structured metadata (`,{"name":"value",...}`), values that render empty
+    /// left out; nothing when none is left.
+    fn write_metadata(&self, r: &Record, out: &mut Vec<u8>) {
+        let mut value = String::new();
+        let mut first = true;
+        for (name, parts) in &self.metadata {
+            value.clear();
+            render(parts, r, &mut value);
+            if value.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(if first { b",{" } else { b"," });
+            first = false;
+            write_str(out, name);
+            out.push(b':');
+            write_str(out, &value);
+        }
+        if !first {
+            out.push(b'}');
+        }
     }
 
     /// The push body: `{"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]}]}`.
@@ -113,6 +144,7 @@ impl LokiSink {
                         write_str(&mut out, text.trim_end_matches('\n'));
                     }
                 }
+                self.write_metadata(r, &mut out);
                 out.push(b']');
             }
             out.extend_from_slice(b"]}");
@@ -128,6 +160,11 @@ fn render(parts: &[TemplatePart], r: &Record, out: &mut String) {
     for p in parts {
         match p {
             TemplatePart::Literal(s) => out.push_str(s),
+            TemplatePart::Field(TemplateField::Field(key)) => {
+                if let Some(value) = r.field_text(key) {
+                    out.push_str(&value);
+                }
+            }
             TemplatePart::Field(f) => out.push_str(field(f, r)),
         }
     }
@@ -150,7 +187,9 @@ fn field<'a>(f: &'a TemplateField, r: &'a Record) -> &'a str {
             | TemplateField::ContainerId
             | TemplateField::ContainerName
             | TemplateField::Image
-            | TemplateField::Label(_),
+            | TemplateField::Label(_)
+            // Rendered by `render` (a field's value may be made on the spot).
+            | TemplateField::Field(_),
             _,
         ) => "",
     }
@@ -228,6 +267,39 @@ mod tests {
             ]
         );
         assert_eq!(streams[1]["stream"]["stream"], "stderr");
+    }
+
+    /// `{fields.<key>}` in a label, and structured metadata from fields: values present
+    /// are sent, empty ones left out (an entry without any has no third element).
+    #[test]
+    fn fields_feed_labels_and_structured_metadata() {
+        let cfg = LokiSinkConfig {
+            url: "http://127.0.0.1:1/".into(),
+            labels: [("level".into(), "{fields.level}".into())].into(),
+            structured_metadata: [
+                ("trace_id".into(), "{fields.trace_id}".into()),
+                ("code".into(), "{fields.code}".into()),
+            ]
+            .into(),
+            ..LokiSinkConfig::default()
+        };
+        let sink = LokiSink::new("loki-0".into(), &cfg).unwrap();
+        let mut records = sample_records(2, "m");
+        let mut fields = crate::capture::record::Fields::new();
+        fields.insert("level".into(), "error".into());
+        fields.insert("trace_id".into(), "abc".into());
+        fields.insert("code".into(), serde_json::json!(500));
+        records[0].fields = Some(Box::new(fields));
+        let body = sink.encode(&Batch::new(records));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let streams = v["streams"].as_array().unwrap();
+        assert_eq!(streams[0]["stream"], serde_json::json!({"level": "error"}));
+        assert_eq!(
+            streams[0]["values"][0][2],
+            serde_json::json!({"code": "500", "trace_id": "abc"})
+        );
+        assert_eq!(streams[1]["stream"], serde_json::json!({}));
+        assert_eq!(streams[1]["values"][0].as_array().unwrap().len(), 2);
     }
 
     #[test]

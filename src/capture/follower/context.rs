@@ -240,6 +240,8 @@ impl Context {
                     origin: Origin::Container(meta.clone()),
                     position,
                     continues,
+                    fields: None,
+                    dropped: false,
                 });
             }
             Output::Notice(Notice::DaemonError(text)) => {

@@ -149,5 +149,7 @@ fn record(line: Line, now: Timestamp, id: FileId, meta: &Arc<HostFileMeta>) -> R
             marks: [None; 2],
         },
         continues: false,
+        fields: None,
+        dropped: false,
     }
 }
