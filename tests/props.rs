@@ -573,6 +573,7 @@ fn collect_lines(out: &mut Vec<Decoded>) -> impl FnMut(Output) + '_ {
             line,
             position,
             continues,
+            ..
         } = o
         {
             out.push(Decoded {

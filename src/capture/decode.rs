@@ -31,11 +31,16 @@ pub enum Notice {
 pub enum Output {
     /// A line and its position. `continues`: the next line belongs to the same group and
     /// only the group's last line carries the position past all of them (see `State`).
+    /// `before`: a position to resume from that reads this line again (what a multiline
+    /// record that begins with it starts from); `end`: the line's last frame (what a
+    /// stream's mark is set to once the line is delivered).
     Line {
         stream: Stream,
         line: Line,
         position: Position,
         continues: bool,
+        before: Position,
+        end: Mark,
     },
     Notice(Notice),
 }
@@ -72,7 +77,8 @@ struct State {
     /// position inside a partial line cannot be resumed from (the rest would come out as a
     /// fragment), and one past it could skip held lines of the other stream.
     hold_from: Option<Position>,
-    held: Vec<(Stream, Line)>,
+    /// With the frame each was completed at.
+    held: Vec<(Stream, Line, Mark)>,
     scratch: Vec<Line>,
 }
 
@@ -256,34 +262,34 @@ impl State {
             file: file.map(|f| f.1),
             marks: self.marks,
         };
-        let before = self.pos;
+        let before = self.pos.unwrap_or(Position {
+            time,
+            frames_at_time: 0,
+            file: file.map(|f| f.0),
+            marks: self.marks,
+        });
         self.pos = Some(pos);
         let pending_before = self.any_pending();
         if !pending_before {
-            self.hold_from = Some(before.unwrap_or(Position {
-                time,
-                frames_at_time: 0,
-                file: file.map(|f| f.0),
-                marks: self.marks,
-            }));
+            self.hold_from = Some(before);
         }
         let scratch = &mut self.scratch;
         self.mergers[i].push(time, text, |line| scratch.push(line));
         if !pending_before && !self.any_pending() && self.held.is_empty() {
             // The common case: whole lines, nothing held.
             for line in self.scratch.drain(..) {
-                emit(out, stream, line, pos, false);
+                emit(out, stream, line, pos, false, before, at);
             }
             return;
         }
         self.held
-            .extend(self.scratch.drain(..).map(|l| (stream, l)));
+            .extend(self.scratch.drain(..).map(|l| (stream, l, at)));
         if !self.any_pending() {
             self.release(pos, out);
         } else if self.held.len() > HOLD_MAX {
             let from = self.hold_from.unwrap_or(pos);
-            for (s, line) in self.held.drain(..) {
-                emit(out, s, line, from, false);
+            for (s, line, end) in self.held.drain(..) {
+                emit(out, s, line, from, false, from, end);
             }
         }
     }
@@ -297,9 +303,9 @@ impl State {
     fn release(&mut self, end: Position, out: &mut impl FnMut(Output)) {
         let from = self.hold_from.unwrap_or(end);
         let n = self.held.len();
-        for (k, (s, line)) in self.held.drain(..).enumerate() {
+        for (k, (s, line, at)) in self.held.drain(..).enumerate() {
             let last = k + 1 == n;
-            emit(out, s, line, if last { end } else { from }, !last);
+            emit(out, s, line, if last { end } else { from }, !last, from, at);
         }
     }
 
@@ -307,7 +313,7 @@ impl State {
         let pos = self.pos.unwrap_or_default();
         for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
             if let Some(line) = self.mergers[i].flush() {
-                self.held.push((stream, line));
+                self.held.push((stream, line, pos.mark()));
             }
         }
         self.release(pos, out);
@@ -320,6 +326,8 @@ fn emit(
     line: Line,
     position: Position,
     continues: bool,
+    before: Position,
+    end: Mark,
 ) {
     if line.pieces > 1 {
         out(Output::Notice(Notice::Merged));
@@ -329,6 +337,8 @@ fn emit(
         line,
         position,
         continues,
+        before,
+        end,
     });
 }
 

@@ -215,6 +215,7 @@ impl Context {
                 line,
                 position,
                 continues,
+                ..
             } => {
                 if line.truncated {
                     self.metrics.lines_truncated.inc();
