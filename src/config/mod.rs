@@ -8,6 +8,7 @@
 //! - `sinks.rs`: `SinkConfig`, the file and stdout sinks, and defaults.
 //! - `http_sinks.rs`: the Loki and Elasticsearch sinks, and defaults.
 //! - `patterns.rs`: `Glob` and `LabelFilter`, the container filters' globs.
+//! - `rules.rs`: `[[rules]]`, the processing rules, with their regexes compiled.
 //! - `template.rs`: Loki label templates and Elasticsearch index patterns, parsed for
 //!   validation and for the sinks alike.
 //! - `units.rs`: `HumanDuration` and `ByteSize`, parsed and printed as strings.
@@ -23,6 +24,7 @@ mod error;
 mod http_sinks;
 mod parse;
 mod patterns;
+mod rules;
 mod secret;
 mod sections;
 mod sinks;
@@ -41,6 +43,7 @@ pub use http_sinks::{ElasticsearchSinkConfig, LineFormat, LokiSinkConfig};
 #[cfg(test)]
 pub(crate) use patterns::parse_all;
 pub use patterns::{Glob, LabelFilter};
+pub use rules::{Multiline, ParseMode, Pattern, RuleConfig};
 pub use secret::{is_secret_key, Secret, REDACTED};
 pub use sections::{
     ContainersConfig, DockerConfig, FilesConfig, Initial, PipelineConfig, PositionsConfig,
@@ -59,6 +62,9 @@ pub struct Config {
     pub positions: PositionsConfig,
     pub pipeline: PipelineConfig,
     pub server: ServerConfig,
+    /// `[[rules]]`, none by default (then not printed by `--check-config`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleConfig>,
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -71,6 +77,7 @@ impl Default for Config {
             positions: PositionsConfig::default(),
             pipeline: PipelineConfig::default(),
             server: ServerConfig::default(),
+            rules: Vec::new(),
             sinks: vec![SinkConfig::default()],
         }
     }

@@ -7,16 +7,17 @@
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use super::{Config, ConfigError, Origin, SinkConfig};
+use super::{Config, ConfigError, Origin, RuleConfig, SinkConfig};
 
 /// The top-level keys, in the order of the documented example.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "docker",
     "containers",
     "files",
     "positions",
     "pipeline",
     "server",
+    "rules",
     "sinks",
 ];
 
@@ -37,6 +38,7 @@ pub(super) fn parse_document(text: &str) -> Result<Config, ConfigError> {
             "positions" => config.positions = section(&name, value)?,
             "pipeline" => config.pipeline = section(&name, value)?,
             "server" => config.server = section(&name, value)?,
+            "rules" => config.rules = rules(value)?,
             "sinks" => config.sinks = sinks(value)?,
             _ => {
                 let message = format!(
@@ -83,6 +85,21 @@ pub(super) fn user_message(message: &str) -> String {
         ),
         None => message.to_owned(),
     }
+}
+
+fn rules(value: Value) -> Result<Vec<RuleConfig>, ConfigError> {
+    let Value::Array(entries) = value else {
+        let message = format!(
+            "expected an array of tables ([[rules]]), found {}",
+            value.type_str()
+        );
+        return Err(ConfigError::at("rules", message));
+    };
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| section(&format!("rules[{index}]"), entry))
+        .collect()
 }
 
 fn sinks(value: Value) -> Result<Vec<SinkConfig>, ConfigError> {

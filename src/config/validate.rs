@@ -35,6 +35,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             format!("invalid address {listen:?}: expected ip:port like \"127.0.0.1:8401\", or \"\" to disable")
         },
     )?;
+    for (i, rule) in config.rules.iter().enumerate() {
+        rule.check(&|k| format!("rules[{i}].{k}"))
+            .map_err(|(key, message)| ConfigError::at(key, message))?;
+    }
     sinks(&config.sinks)
 }
 
