@@ -27,7 +27,9 @@ pub enum Notice {
     Merged,
 }
 
-/// What the decoder hands out.
+/// What the decoder hands out. Handed to a callback at once and never stored, so the
+/// size of the `Line` variant costs nothing (boxing it would cost an allocation per line).
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// A line and its position. `continues`: the next line belongs to the same group and
     /// only the group's last line carries the position past all of them (see `State`).
