@@ -280,6 +280,8 @@ impl Metrics {
 /// they are collected.
 struct QueueGauges {
     queue: Observer,
+    /// Two scrapes at once must not mix their snapshots (set, then collect).
+    collecting: parking_lot::Mutex<()>,
     records: IntGauge,
     bytes: IntGauge,
     lag: Gauge,
@@ -289,6 +291,7 @@ impl QueueGauges {
     fn new(queue: Observer) -> Result<QueueGauges, prometheus::Error> {
         Ok(QueueGauges {
             queue,
+            collecting: parking_lot::Mutex::new(()),
             records: IntGauge::with_opts(Opts::new(
                 name("queue_records"),
                 "Records waiting in the pipeline queue.",
@@ -315,6 +318,7 @@ impl Collector for QueueGauges {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
+        let _one_at_a_time = self.collecting.lock();
         let now = self.queue.snapshot();
         self.records
             .set(i64::try_from(now.records).unwrap_or(i64::MAX));

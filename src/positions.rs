@@ -314,6 +314,11 @@ impl Positions {
         self.len() == 0
     }
 
+    /// Where the positions are persisted (empty in memory).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.state.lock().dirty
     }

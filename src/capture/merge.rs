@@ -107,6 +107,11 @@ impl LineMerger {
         if self.strip_cr && !line.truncated && line.text.last() == Some(&b'\r') {
             line.text.pop();
         }
+        if line.pieces > 1 {
+            // Grown by doubling: up to twice its length, which the queue's byte bound
+            // (counting lengths) would not see.
+            line.text.shrink_to_fit();
+        }
         if line.truncated {
             // Do not leave half a UTF-8 sequence at the cut.
             line.text.truncate(utf8_cut(&line.text));

@@ -89,6 +89,13 @@ impl Dispatcher {
     pub fn run(mut self) {
         let mut dropped = 0usize;
         while let Some(records) = self.next_batch() {
+            if self.deadline().is_some_and(|d| Instant::now() >= d) {
+                // The budget is spent: writing more to the sinks that still answer would
+                // only repeat it at the next start, as none of it can be acknowledged.
+                self.rx.settle();
+                dropped += records.len();
+                continue;
+            }
             self.metrics.batch_records.observe(records.len() as f64);
             // Records a rule dropped go to no sink, but their positions are acknowledged
             // with the batch, in queue order.
@@ -150,11 +157,13 @@ impl Dispatcher {
                 }
             }
             Err(e) => {
-                self.metrics.positions_errors.inc();
-                if !self.persist_failing {
-                    log::error!("positions: cannot write the positions file: {e}; will retry");
+                let problem = format!("{}: {e}", self.positions.path().display());
+                if !self.persist_failing || force {
+                    log::error!("positions: cannot write {problem}; will retry");
                 }
-                self.health.set_positions_problem(Some(e.to_string()));
+                // Health first: whoever sees the count also sees the reason.
+                self.health.set_positions_problem(Some(problem));
+                self.metrics.positions_errors.inc();
                 self.persist_failing = true;
             }
         }

@@ -5,7 +5,8 @@
 //! A batch is written all or nothing: when a write fails part way (a full disk, a quota,
 //! an I/O error), the file is cut back to where the batch began before the error is
 //! returned, and the dispatcher retries the whole batch later, so a full disk neither
-//! duplicates nor tears lines. Should that cut fail too, it is tried again before the next
+//! duplicates nor tears lines (on local filesystems, which report it when written; no
+//! fsync is made per batch, so an error only reported at writeback is not seen). Should that cut fail too, it is tried again before the next
 //! write. Before each batch the sink checks that `path` is still the file it has open: an
 //! operator who removed or renamed it gets a new file at `path`, and nothing is written to
 //! a deleted inode. (Only a crash of the process in the middle of a write leaves a torn
@@ -120,12 +121,34 @@ fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
 
 impl FileSink {
     /// The open file's length, if `path` still names it (an operator may have removed or
-    /// renamed it, or truncated it: the length is taken afresh). `None` when it does not,
-    /// or when either cannot be looked at: the reopen then tells why.
-    fn length_at_path(&self) -> Option<u64> {
-        let open = self.file.as_ref()?.metadata().ok()?;
-        let named = fs::metadata(&self.path).ok()?;
-        (open.dev() == named.dev() && open.ino() == named.ino()).then_some(open.len())
+    /// renamed it, or truncated it: the length is taken afresh); `None` when the path is
+    /// gone or names another file. Any other failure to look is an error (the handle is
+    /// kept: it may still be the right file).
+    fn length_at_path(&self) -> io::Result<Option<u64>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let open = file.metadata()?;
+        let named = match fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok((open.dev() == named.dev() && open.ino() == named.ino()).then_some(open.len()))
+    }
+
+    /// Lets go of the open file (replaced underneath us): a failed batch's tail is cut
+    /// from it first, so the renamed file holds no torn line.
+    fn let_go(&mut self) {
+        if let Err(e) = self.cut_back() {
+            log::warn!(
+                "sink {}: cannot cut the replaced file back to {} bytes: {e}",
+                self.name,
+                self.cut_to.unwrap_or(self.size)
+            );
+        }
+        self.file = None;
+        self.cut_to = None;
     }
 
     /// Makes the open file end where the last good batch ended (never longer than it is).
@@ -148,7 +171,15 @@ impl FileSink {
         let Some(file) = self.file.as_mut() else {
             return Err(io::Error::other("file not open"));
         };
-        if let Err(e) = file.write_all(bytes) {
+        let written = file.write_all(bytes).and_then(|()| {
+            // Deleted while we wrote (after the check before the batch): those bytes are
+            // gone with the inode; say so, so the batch goes to the file at the path.
+            if file.metadata()?.nlink() == 0 {
+                return Err(io::Error::other("the file was deleted during the write"));
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
             self.cut_to = Some(self.size);
             if let Err(cut) = self.cut_back() {
                 log::warn!(
@@ -178,7 +209,7 @@ impl Sink for FileSink {
         let shown = self.path.display().to_string();
         let transient = |e: io::Error| SinkError::transient(format!("{shown}: {e}"));
         if self.file.is_some() {
-            match self.length_at_path() {
+            match self.length_at_path().map_err(transient)? {
                 // A failed batch's tail waits to be cut: the length is not the batch start.
                 Some(len) if self.cut_to.is_none() => self.size = len,
                 Some(_) => {}
@@ -187,7 +218,7 @@ impl Sink for FileSink {
                         "sink {}: {shown} was removed or replaced; writing to a new file at that path",
                         self.name
                     );
-                    self.file = None;
+                    self.let_go();
                 }
             }
         }

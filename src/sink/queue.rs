@@ -30,8 +30,11 @@ struct Inner {
     want: usize,
     /// When the last batch was taken: a batch soon after it lingers for more.
     last_cut: Option<Instant>,
-    /// The oldest record of each producer waiting for room (one entry per waiter).
-    waiting: Vec<Timestamp>,
+    /// Producers waiting for room, first come first served: a ticket and the oldest
+    /// record each holds. Only the first may queue, so a big record is not overtaken for
+    /// ever by producers of small ones.
+    waiting: VecDeque<(u64, Timestamp)>,
+    next_ticket: u64,
     /// The oldest record of the consumer's batch, until the consumer settles it.
     in_flight: Option<Timestamp>,
 }
@@ -70,7 +73,8 @@ pub fn bounded(capacity: usize, max_bytes: usize) -> (Producer, Consumer) {
             consumer_gone: false,
             want: 0,
             last_cut: None,
-            waiting: Vec::new(),
+            waiting: VecDeque::new(),
+            next_ticket: 0,
             in_flight: None,
         }),
         capacity: capacity.max(1),
@@ -107,37 +111,59 @@ impl Drop for Producer {
 
 impl Producer {
     /// Moves every record of `records` into the queue, in order, blocking while it is full.
+    /// Producers that had to wait are served in the order they came.
     pub fn send_all(&self, records: &mut Vec<Record>) -> Result<(), Closed> {
         let mut drain = records.drain(..);
         let mut inner = self.0.inner.lock();
+        let mut ticket: Option<u64> = None;
         loop {
             if inner.consumer_gone {
+                if let Some(t) = ticket {
+                    inner.waiting.retain(|w| w.0 != t);
+                }
                 return Err(Closed);
             }
-            while let Some(next) = drain.as_slice().first() {
-                if !self.0.has_room(&inner, next) {
-                    break;
-                }
-                let bytes = next.approx_bytes();
-                if let Some(r) = drain.next() {
-                    inner.bytes += bytes;
-                    inner.items.push_back(r);
+            let my_turn = inner.waiting.front().map(|w| w.0) == ticket;
+            if my_turn {
+                while let Some(next) = drain.as_slice().first() {
+                    if !self.0.has_room(&inner, next) {
+                        break;
+                    }
+                    let bytes = next.approx_bytes();
+                    if let Some(r) = drain.next() {
+                        inner.bytes += bytes;
+                        inner.items.push_back(r);
+                    }
                 }
             }
             if inner.want > 0 && inner.items.len() >= inner.want {
                 self.0.not_empty.notify_one();
             }
             let Some(oldest) = drain.as_slice().iter().map(|r| r.time).min() else {
+                if ticket.is_some() {
+                    // Done: the next waiter's turn.
+                    inner.waiting.pop_front();
+                    self.0.not_full.notify_all();
+                }
                 return Ok(());
             };
-            // Full: let the consumer take a batch even if it wanted more, and show the
-            // records held here to the gauges while waiting.
-            inner.waiting.push(oldest);
+            // Full (or others were first): let the consumer take a batch even if it wanted
+            // more, and show the records held here to the gauges while waiting.
+            match ticket {
+                Some(t) => {
+                    if let Some(w) = inner.waiting.iter_mut().find(|w| w.0 == t) {
+                        w.1 = oldest;
+                    }
+                }
+                None => {
+                    let t = inner.next_ticket;
+                    inner.next_ticket += 1;
+                    inner.waiting.push_back((t, oldest));
+                    ticket = Some(t);
+                }
+            }
             self.0.not_empty.notify_one();
             self.0.not_full.wait(&mut inner);
-            if let Some(i) = inner.waiting.iter().position(|t| *t == oldest) {
-                inner.waiting.swap_remove(i);
-            }
         }
     }
 }
@@ -166,7 +192,7 @@ impl Observer {
             .items
             .iter()
             .map(|r| r.time)
-            .chain(inner.waiting.iter().copied())
+            .chain(inner.waiting.iter().map(|w| w.1))
             .chain(inner.in_flight)
             .min();
         Snapshot {
@@ -433,6 +459,69 @@ mod tests {
             }
         }
         assert_eq!(producer.join().unwrap(), Ok(()));
+    }
+
+    /// A big record is not overtaken for ever by producers of small ones: once it waits,
+    /// they wait behind it, and it is in the queue within the batches it takes to make room
+    /// for it (at most 40 here: the queue's 20 records, and the 10 of the producers ahead of
+    /// it), not whenever the small producers happen to pause.
+    #[test]
+    fn a_waiting_big_record_is_served_before_later_small_ones() {
+        let (tx, rx) = bounded(1_000, 10_000);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let small: Vec<_> = (0..2)
+            .map(|p| {
+                let (tx, stop) = (tx.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        if tx.send_all(&mut big(5, 500, 1_000 + n * 10 + p)).is_err() {
+                            break;
+                        }
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let observer = rx.observer();
+        let far = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while observer.snapshot().bytes < 9_000 {
+            assert!(
+                Instant::now() < deadline,
+                "the small producers fill the queue"
+            );
+            std::thread::yield_now();
+        }
+        let waiter = tx.clone();
+        let big_one = std::thread::spawn(move || waiter.send_all(&mut big(1, 6_000, 0)));
+        while observer.snapshot().oldest != Some(Timestamp::from_nanos(0)) {
+            assert!(Instant::now() < deadline, "the big record waits");
+            std::thread::yield_now();
+        }
+        let mut batches = 0;
+        loop {
+            if rx.wait_nonempty(far) != Ok(true) {
+                continue;
+            }
+            let batch = rx.take_batch(1, usize::MAX, far);
+            rx.settle();
+            batches += 1;
+            if batch.iter().any(|r| r.time == Timestamp::from_nanos(0)) {
+                break;
+            }
+            assert!(
+                batches <= 40,
+                "the big record was overtaken {batches} times"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(big_one.join().unwrap(), Ok(()));
+        drop(tx);
+        drop(rx);
+        for t in small {
+            t.join().unwrap();
+        }
     }
 
     /// The oldest pending record is seen wherever it is: queued, in the batch in flight
