@@ -12,6 +12,8 @@
 //!   [`capture::record::Record`].
 //! - [`sink`]: the bounded queue, the dispatcher (batches, retries, acks) and the sinks:
 //!   file, stdout, Loki, Elasticsearch.
+//! - [`process`]: the rule stage's pure parts: multiline trace detection and the
+//!   message parsers (JSON, logfmt, regex).
 //! - [`positions`]: acknowledged positions, persisted atomically.
 //! - [`metrics`], [`health`], [`server`]: what the operator sees.
 //! - [`shutdown`]: the one stop signal every thread observes; [`backoff`]: retry delays.
@@ -27,6 +29,7 @@ pub mod docker;
 pub mod health;
 pub mod metrics;
 pub mod positions;
+pub mod process;
 pub mod server;
 pub mod shutdown;
 pub mod sink;
