@@ -3,4 +3,6 @@
 //! (which lines continue a record) in [`detect`], the message parsers in [`parse`].
 
 pub mod detect;
+pub mod joiner;
 pub mod parse;
+pub mod rules;
