@@ -120,7 +120,8 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
             host,
             run_started,
             positions.first_run_at(),
-        ),
+        )
+        .with_rules(crate::process::rules::Rules::new(&config.rules)),
         tx,
         (ev_tx.clone(), ev_rx),
         metrics.clone(),

@@ -77,6 +77,9 @@ pub struct Metrics {
     pub sink_batch_seconds: prometheus::HistogramVec,
     pub positions_flushes: IntCounter,
     pub positions_errors: IntCounter,
+    pub records_dropped: IntCounterVec,
+    pub parse_errors: IntCounter,
+    pub rule_errors: IntCounter,
     pub events_reconnects: IntCounter,
     pub batch_records: Histogram,
 }
@@ -212,6 +215,19 @@ impl Metrics {
                 "positions_flushes_total",
                 "Times the positions file was written.",
             )?,
+            records_dropped: counter_vec(
+                "records_dropped_total",
+                "Records dropped on purpose, by reason (rule: a drop or keep rule); their positions advance.",
+                &["reason"],
+            )?,
+            parse_errors: counter(
+                "parse_errors_total",
+                "Messages a rule's parse could not read (kept as they were, without fields).",
+            )?,
+            rule_errors: counter(
+                "rule_errors_total",
+                "Containers whose log-capturer.* labels were invalid (captured with their rule's settings).",
+            )?,
             positions_errors: counter(
                 "positions_errors_total",
                 "Failed writes of the positions file (disk full, read-only, permission); retried.",
@@ -235,6 +251,7 @@ impl Metrics {
         for s in ["stdout", "stderr"] {
             self.records.with_label_values(&[s]);
         }
+        self.records_dropped.with_label_values(&["rule"]);
         for r in end_reasons {
             self.stream_ends.with_label_values(&[r]);
         }

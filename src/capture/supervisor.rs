@@ -24,6 +24,7 @@ use super::record::{ContainerId, ContainerMeta};
 use super::start::{self, Inspected, StartRules};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
+use crate::process::rules::ContainerFacts;
 use crate::config::ContainersConfig;
 use crate::docker::client::DockerClient;
 use crate::docker::types::{ContainerSummary, Event};
@@ -60,6 +61,8 @@ pub struct SupervisorSettings {
     pub host: Arc<str>,
     /// `read_from = "files" | "auto"`.
     pub files: Option<FilesMode>,
+    /// `[[rules]]`: what is done to a container's lines, resolved when it is followed.
+    pub shaping: Arc<crate::process::rules::Rules>,
 }
 
 impl SupervisorSettings {
@@ -86,7 +89,14 @@ impl SupervisorSettings {
             max_streams: c.max_streams,
             host,
             files,
+            shaping: Arc::default(),
         }
+    }
+
+    /// With the `[[rules]]` that shape the containers' lines.
+    pub fn with_rules(mut self, rules: crate::process::rules::Rules) -> SupervisorSettings {
+        self.shaping = Arc::new(rules);
+        self
     }
 }
 
@@ -125,6 +135,8 @@ pub struct Supervisor {
     completed: HashSet<ContainerId>,
     /// Containers the filters reject, or stopped ones with nothing for us.
     ignored: HashSet<ContainerId>,
+    /// Containers whose invalid `log-capturer.*` labels were reported (once each).
+    label_errors: HashSet<ContainerId>,
     /// Start events that came while the previous follower was still finishing, and
     /// whether the container died again meanwhile.
     restart_wanted: HashMap<ContainerId, (Event, bool)>,
@@ -161,6 +173,7 @@ impl Supervisor {
             produced: HashMap::new(),
             completed: HashSet::new(),
             ignored: HashSet::new(),
+            label_errors: HashSet::new(),
             restart_wanted: HashMap::new(),
             pruned: false,
             warned_cap: false,
@@ -400,6 +413,22 @@ impl Supervisor {
             return;
         }
         let id = found.id.clone();
+        let resolved = self.settings.shaping.for_container(&ContainerFacts {
+            name: &found.name,
+            image: &found.image,
+            labels: &found.labels,
+        });
+        if let Some(error) = resolved.label_error {
+            // Once per container (a restart follows it again with the same labels).
+            if self.label_errors.insert(id.clone()) {
+                self.metrics.rule_errors.inc();
+                log::warn!(
+                    "container {} ({}): {error}; its labels are ignored, its rule applies",
+                    found.name,
+                    id.short()
+                );
+            }
+        }
         let labels = self.settings.filter.record_labels(&found.labels);
         let meta = ContainerMeta::new(
             id.clone(),
@@ -418,6 +447,7 @@ impl Supervisor {
             stats: stats.clone(),
             stop: stop.clone(),
             exited: exited.clone(),
+            shaping: resolved.shaping,
         };
         let follower = Follower {
             ctx: Context::new(

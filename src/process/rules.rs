@@ -11,7 +11,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::detect::Preset;
-use super::parse::Parser;
+use super::parse::{Fields, Parser};
 use crate::config::{InvalidValue, Multiline, ParseMode, Pattern, RuleConfig};
 
 /// The labels that override a rule's keys, and the key each overrides.
@@ -30,6 +30,27 @@ pub struct Shaping {
     pub parser: Option<Parser>,
     pub drop: Vec<Regex>,
     pub keep: Vec<Regex>,
+}
+
+impl Shaping {
+    /// What the rule makes of a record's message: its fields (when parsed), and whether it
+    /// is dropped (by a `drop` regex, or by matching no `keep` regex). A dropped message is
+    /// not parsed; a message that does not parse counts in `parse_errors`.
+    pub fn shape(&self, message: &str, parse_errors: &prometheus::IntCounter) -> (Option<Box<Fields>>, bool) {
+        let dropped = self.drop.iter().any(|re| re.is_match(message))
+            || (!self.keep.is_empty() && !self.keep.iter().any(|re| re.is_match(message)));
+        if dropped {
+            return (None, true);
+        }
+        let fields = self.parser.as_ref().and_then(|p| {
+            let fields = p.parse(message);
+            if fields.is_none() {
+                parse_errors.inc();
+            }
+            fields.map(Box::new)
+        });
+        (fields, false)
+    }
 }
 
 /// How lines are joined into records.
@@ -238,6 +259,25 @@ mod tests {
             .for_container(&facts("any", &none))
             .shaping
             .is_some());
+    }
+
+    #[test]
+    fn drop_keep_and_parse_shape_a_message() {
+        let r = rules(
+            "[[rules]]\nparse = \"logfmt\"\ndrop = [\"healthz\"]\nkeep = [\"level=(warn|error)\", \"healthz\"]\n",
+        );
+        let none = labels(&[]);
+        let s = r.for_container(&facts("x", &none)).shaping.unwrap();
+        let errors = prometheus::IntCounter::new("e", "e").unwrap();
+        assert_eq!(s.shape("GET /healthz level=error", &errors), (None, true), "drop wins");
+        assert_eq!(s.shape("level=info msg=x", &errors), (None, true), "kept by none");
+        let (fields, dropped) = s.shape("level=warn msg=\"disk low\"", &errors);
+        assert!(!dropped);
+        let fields = fields.unwrap();
+        assert_eq!(fields["msg"], "disk low");
+        assert_eq!(errors.get(), 0);
+        assert_eq!(s.shape("level=error \"unterminated", &errors), (None, false));
+        assert_eq!(errors.get(), 1, "a message that does not parse is kept and counted");
     }
 
     #[test]

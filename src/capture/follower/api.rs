@@ -105,7 +105,7 @@ impl ApiSource<'_> {
         ctx.stats.set_state(reason.as_str());
         FollowerOutcome {
             reason,
-            position: dec.position(),
+            position: ctx.resume_position(dec.position()),
         }
     }
 
@@ -162,10 +162,16 @@ impl ApiSource<'_> {
                     if let Err(e) = self.drain(dec, false) {
                         return e;
                     }
+                    if self.ctx.tick().is_err() {
+                        return BodyEnd::QueueClosed;
+                    }
                 }
                 Ok(ReadOutcome::TimedOut) => {
                     if self.ctx.stopping() {
                         return BodyEnd::Stopped;
+                    }
+                    if self.ctx.tick().is_err() {
+                        return BodyEnd::QueueClosed;
                     }
                 }
                 Ok(ReadOutcome::Eof) => {

@@ -4,8 +4,10 @@
 //! and go to the bounded queue. Neither source knows the other; both end with an
 //! [`EndReason`] and the last position they consumed.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::RwLock;
 
@@ -14,6 +16,9 @@ use crate::capture::record::{ContainerMeta, Origin, Position, Record, Stream};
 use crate::capture::streams::StreamStats;
 use crate::capture::timestamp::Timestamp;
 use crate::metrics::Metrics;
+use crate::process::joiner::{JoinLine, Joined};
+use crate::process::rules::Shaping;
+use crate::process::stage::Stage;
 use crate::shutdown::Shutdown;
 use crate::sink::queue::Producer;
 
@@ -106,6 +111,8 @@ impl Streams {
 struct Counters {
     /// `records_total{stream="stdout"}`, `{stream="stderr"}`.
     records: [prometheus::IntCounter; 2],
+    /// `records_dropped_total{reason="rule"}`.
+    dropped: prometheus::IntCounter,
 }
 
 /// One container's follower as its source sees it.
@@ -125,6 +132,9 @@ pub struct Context {
     exited: Arc<AtomicBool>,
     tx: Producer,
     counters: Counters,
+    /// The container's rule stage; `None` when no rule shapes it (no cost per line).
+    stage: RefCell<Option<Stage>>,
+    shaping: Option<Arc<Shaping>>,
 }
 
 /// The per-container parts of a [`Context`]; the rest is shared by every follower.
@@ -134,6 +144,8 @@ pub struct Container {
     pub stats: Arc<StreamStats>,
     pub stop: Arc<AtomicBool>,
     pub exited: Arc<AtomicBool>,
+    /// What its rule (and labels) do to its lines; `None`: nothing.
+    pub shaping: Option<Arc<Shaping>>,
 }
 
 impl Context {
@@ -150,7 +162,12 @@ impl Context {
                 metrics.records.with_label_values(&["stdout"]),
                 metrics.records.with_label_values(&["stderr"]),
             ],
+            dropped: metrics.records_dropped.with_label_values(&["rule"]),
         };
+        let stage = container
+            .shaping
+            .clone()
+            .map(|s| Stage::new(s, max_line_bytes, container.start.resume()));
         Context {
             meta: container.meta,
             start: container.start,
@@ -163,6 +180,8 @@ impl Context {
             exited: container.exited,
             tx,
             counters,
+            stage: RefCell::new(stage),
+            shaping: container.shaping,
         }
     }
 
@@ -191,12 +210,40 @@ impl Context {
         self.tx.send_all(batch).map_err(|_| QueueClosed)
     }
 
-    /// Hands out what the decoder still holds (text without a final newline) and queues it.
+    /// The log ended: hands out what the decoder still holds (text without a final
+    /// newline) and every multiline record still open, and queues them.
     pub fn flush(&self, dec: &mut LogDecoder) -> Result<(), QueueClosed> {
         let meta = self.meta();
         let mut batch = Vec::new();
         dec.flush(&mut |o| self.output(&meta, o, &mut batch));
+        if let Some(stage) = self.stage.borrow_mut().as_mut() {
+            stage.finish(&mut |r, c| self.record(&meta, r, c, &mut batch));
+        }
         self.send(&mut batch)
+    }
+
+    /// Queues the multiline records whose stream has been quiet for the timeout. Called
+    /// by the sources between reads (at least every `docker.read_timeout`).
+    pub fn tick(&self) -> Result<(), QueueClosed> {
+        let mut batch = Vec::new();
+        if let Some(stage) = self.stage.borrow_mut().as_mut() {
+            let meta = self.meta();
+            stage.tick(Instant::now(), &mut |r, c| self.record(&meta, r, c, &mut batch));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.send(&mut batch)
+    }
+
+    /// The position a new follower of this container resumes from: before the multiline
+    /// records still open (they were not handed out), else the decoder's last frame.
+    pub fn resume_position(&self, decoded: Option<Position>) -> Option<Position> {
+        self.stage
+            .borrow()
+            .as_ref()
+            .and_then(Stage::open_position)
+            .or(decoded)
     }
 
     /// [`Context::flush`] as the follower's last act: `Eof`, or `QueueClosed`.
@@ -207,7 +254,8 @@ impl Context {
         }
     }
 
-    /// Handles one decoder output: a line becomes a record in `batch`.
+    /// Handles one decoder output: a line becomes a record in `batch` (through the rule
+    /// stage, when a rule shapes this container).
     pub fn output(&self, meta: &Arc<ContainerMeta>, o: Output, batch: &mut Vec<Record>) {
         match o {
             Output::Line {
@@ -215,35 +263,41 @@ impl Context {
                 line,
                 position,
                 continues,
-                ..
+                before,
+                end,
             } => {
                 if line.truncated {
                     self.metrics.lines_truncated.inc();
                 }
-                let message = match String::from_utf8(line.text) {
+                let text = match String::from_utf8(line.text) {
                     Ok(s) => s,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 };
-                self.counters.records[usize::from(stream == Stream::Stderr)].inc();
-                self.metrics.bytes.inc_by(message.len() as u64);
-                self.stats.records.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .bytes
-                    .fetch_add(message.len() as u64, Ordering::Relaxed);
-                self.stats
-                    .last_time
-                    .store(line.time.as_nanos(), Ordering::Relaxed);
-                batch.push(Record {
+                let joined = Joined {
+                    stream,
                     time: line.time,
-                    stream: Some(stream),
-                    message,
+                    text,
                     truncated: line.truncated,
-                    origin: Origin::Container(meta.clone()),
                     position,
-                    continues,
-                    fields: None,
-                    dropped: false,
-                });
+                };
+                let mut stage = self.stage.borrow_mut();
+                match stage.as_mut() {
+                    None => self.record(meta, joined, continues, batch),
+                    Some(stage) => {
+                        let l = JoinLine {
+                            stream,
+                            time: joined.time,
+                            text: joined.text,
+                            truncated: joined.truncated,
+                            after: position,
+                            before,
+                            end,
+                        };
+                        stage.push(l, continues, Instant::now(), &mut |r, c| {
+                            self.record(meta, r, c, batch)
+                        });
+                    }
+                }
             }
             Output::Notice(Notice::DaemonError(text)) => {
                 self.metrics.daemon_error_frames.inc();
@@ -262,5 +316,42 @@ impl Context {
                 self.metrics.partial_lines_merged.inc();
             }
         }
+    }
+
+    /// A record made: counted, shaped by the rule (fields, or dropped) and put in `batch`.
+    /// A dropped record stays in the batch only to carry its position, and only until the
+    /// next record, whose position covers it.
+    fn record(&self, meta: &Arc<ContainerMeta>, r: Joined, continues: bool, batch: &mut Vec<Record>) {
+        let (fields, dropped) = match &self.shaping {
+            Some(s) => s.shape(&r.text, &self.metrics.parse_errors),
+            None => (None, false),
+        };
+        if dropped {
+            self.counters.dropped.inc();
+        } else {
+            self.counters.records[r.stream.index()].inc();
+            self.metrics.bytes.inc_by(r.text.len() as u64);
+            self.stats.records.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .bytes
+                .fetch_add(r.text.len() as u64, Ordering::Relaxed);
+            self.stats
+                .last_time
+                .store(r.time.as_nanos(), Ordering::Relaxed);
+        }
+        if batch.last().is_some_and(|last| last.dropped && !last.continues) {
+            batch.pop();
+        }
+        batch.push(Record {
+            time: r.time,
+            stream: Some(r.stream),
+            message: if dropped { String::new() } else { r.text },
+            truncated: r.truncated,
+            origin: Origin::Container(meta.clone()),
+            position: r.position,
+            continues,
+            fields,
+            dropped,
+        });
     }
 }

@@ -94,6 +94,9 @@ impl FileSource<'_> {
             if ctx.stopping() {
                 break EndReason::Stopped;
             }
+            if ctx.tick().is_err() {
+                break EndReason::QueueClosed;
+            }
             // Observed before reading: once the container exited, its log is complete.
             let exited = ctx.exited();
             // Settled: the live file is read to its end (nothing newer to move to).
@@ -164,7 +167,7 @@ impl FileSource<'_> {
         ctx.stats.set_state(reason.as_str());
         FollowerOutcome {
             reason,
-            position: dec.position(),
+            position: ctx.resume_position(dec.position()),
         }
     }
 

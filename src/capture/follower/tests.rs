@@ -58,6 +58,7 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let container = Container {
+        shaping: None,
         meta: Arc::new(RwLock::new(Arc::new(meta))),
         start,
         stats: Arc::new(StreamStats::new(ContainerId::new(ID), "web-1".into())),
