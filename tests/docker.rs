@@ -15,6 +15,7 @@ mod lifecycle;
 #[allow(dead_code)]
 mod receivers;
 mod resume;
+mod rules;
 mod sinks;
 mod strain;
 // Shared with tests/offline.rs.

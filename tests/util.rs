@@ -331,7 +331,7 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
 }
 
 /// Joins repeated `[section]` headers so a test's extra TOML can add keys to the sections
-/// the harness writes.
+/// the harness writes; `[[array]]` entries (sinks, rules) are kept apart, in order, last.
 fn merge_sections(text: &str) -> String {
     let mut order: Vec<String> = Vec::new();
     let mut bodies: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -340,7 +340,8 @@ fn merge_sections(text: &str) -> String {
     let mut in_sinks = false;
     for line in text.lines() {
         let t = line.trim();
-        if t == "[[sinks]]" {
+        // Arrays of tables ([[sinks]], [[rules]]) keep every entry, in order.
+        if t.starts_with("[[") {
             in_sinks = true;
             sinks.push(line.to_string());
             continue;

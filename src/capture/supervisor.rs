@@ -24,13 +24,13 @@ use super::record::{ContainerId, ContainerMeta};
 use super::start::{self, Inspected, StartRules};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
-use crate::process::rules::ContainerFacts;
 use crate::config::ContainersConfig;
 use crate::docker::client::DockerClient;
 use crate::docker::types::{ContainerSummary, Event};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
+use crate::process::rules::ContainerFacts;
 use crate::shutdown::Shutdown;
 use crate::sink::queue::Producer;
 

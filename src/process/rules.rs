@@ -36,7 +36,11 @@ impl Shaping {
     /// What the rule makes of a record's message: its fields (when parsed), and whether it
     /// is dropped (by a `drop` regex, or by matching no `keep` regex). A dropped message is
     /// not parsed; a message that does not parse counts in `parse_errors`.
-    pub fn shape(&self, message: &str, parse_errors: &prometheus::IntCounter) -> (Option<Box<Fields>>, bool) {
+    pub fn shape(
+        &self,
+        message: &str,
+        parse_errors: &prometheus::IntCounter,
+    ) -> (Option<Box<Fields>>, bool) {
         let dropped = self.drop.iter().any(|re| re.is_match(message))
             || (!self.keep.is_empty() && !self.keep.iter().any(|re| re.is_match(message)));
         if dropped {
@@ -269,15 +273,30 @@ mod tests {
         let none = labels(&[]);
         let s = r.for_container(&facts("x", &none)).shaping.unwrap();
         let errors = prometheus::IntCounter::new("e", "e").unwrap();
-        assert_eq!(s.shape("GET /healthz level=error", &errors), (None, true), "drop wins");
-        assert_eq!(s.shape("level=info msg=x", &errors), (None, true), "kept by none");
+        assert_eq!(
+            s.shape("GET /healthz level=error", &errors),
+            (None, true),
+            "drop wins"
+        );
+        assert_eq!(
+            s.shape("level=info msg=x", &errors),
+            (None, true),
+            "kept by none"
+        );
         let (fields, dropped) = s.shape("level=warn msg=\"disk low\"", &errors);
         assert!(!dropped);
         let fields = fields.unwrap();
         assert_eq!(fields["msg"], "disk low");
         assert_eq!(errors.get(), 0);
-        assert_eq!(s.shape("level=error \"unterminated", &errors), (None, false));
-        assert_eq!(errors.get(), 1, "a message that does not parse is kept and counted");
+        assert_eq!(
+            s.shape("level=error \"unterminated", &errors),
+            (None, false)
+        );
+        assert_eq!(
+            errors.get(),
+            1,
+            "a message that does not parse is kept and counted"
+        );
     }
 
     #[test]

@@ -28,7 +28,13 @@ impl Stage {
 
     /// Takes one line; hands out the records it completes, each with whether the next
     /// record belongs to the same group (the decoder's `continues`, see `Record`).
-    pub fn push(&mut self, line: JoinLine, continues: bool, now: Instant, out: &mut impl FnMut(Joined, bool)) {
+    pub fn push(
+        &mut self,
+        line: JoinLine,
+        continues: bool,
+        now: Instant,
+        out: &mut impl FnMut(Joined, bool),
+    ) {
         match &mut self.joiner {
             Some(j) => j.push(line, now, &mut |r| out(r, false)),
             None => out(

@@ -228,7 +228,9 @@ impl Context {
         let mut batch = Vec::new();
         if let Some(stage) = self.stage.borrow_mut().as_mut() {
             let meta = self.meta();
-            stage.tick(Instant::now(), &mut |r, c| self.record(&meta, r, c, &mut batch));
+            stage.tick(Instant::now(), &mut |r, c| {
+                self.record(&meta, r, c, &mut batch)
+            });
         }
         if batch.is_empty() {
             return Ok(());
@@ -321,7 +323,13 @@ impl Context {
     /// A record made: counted, shaped by the rule (fields, or dropped) and put in `batch`.
     /// A dropped record stays in the batch only to carry its position, and only until the
     /// next record, whose position covers it.
-    fn record(&self, meta: &Arc<ContainerMeta>, r: Joined, continues: bool, batch: &mut Vec<Record>) {
+    fn record(
+        &self,
+        meta: &Arc<ContainerMeta>,
+        r: Joined,
+        continues: bool,
+        batch: &mut Vec<Record>,
+    ) {
         let (fields, dropped) = match &self.shaping {
             Some(s) => s.shape(&r.text, &self.metrics.parse_errors),
             None => (None, false),
@@ -339,7 +347,10 @@ impl Context {
                 .last_time
                 .store(r.time.as_nanos(), Ordering::Relaxed);
         }
-        if batch.last().is_some_and(|last| last.dropped && !last.continues) {
+        if batch
+            .last()
+            .is_some_and(|last| last.dropped && !last.continues)
+        {
             batch.pop();
         }
         batch.push(Record {
