@@ -3,7 +3,7 @@
 # on this machine (absolute times drift on shared machines; compare the ratios).
 #
 #   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files]
-#                    [--json FILE]
+#                    [--json FILE] [--only-rules]
 #
 # Scenarios (1 runs both read_from modes; --read-from sets the mode of 2 to 4):
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
@@ -17,6 +17,10 @@
 #      from the line's Docker timestamp to the record appearing in the sink file.
 #   4. idle followed containers: threads, FDs and RSS with 0, N/2 and N (default 200)
 #      followed containers, then the SIGTERM-to-exit time with N active streams.
+#   5. rules: one container holding N JSON lines, read from disk (read_from = "files")
+#      three times: no rule, `multiline = "auto"`, `parse = "json"`: seconds and CPU
+#      seconds of the capturer, and each rule's CPU against no rule (goals: auto <= 1.3x,
+#      json <= 2x). `--only-rules` runs this scenario alone.
 # Needs a running Docker Engine and the test image: run scripts/test.sh once (or
 # scripts/docker-up.sh and scripts/build-test-images.sh).
 set -euo pipefail
@@ -28,15 +32,17 @@ IDLE=200
 STARTS=100
 JSON=""
 READ_FROM=api
+ONLY_RULES=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        --only-rules) ONLY_RULES=1; shift ;;
         --lines) LINES="$2"; shift 2 ;;
         --many) MANY="$2"; shift 2 ;;
         --idle) IDLE="$2"; shift 2 ;;
         --starts) STARTS="$2"; shift 2 ;;
         --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules]" >&2; exit 2 ;;
     esac
 done
 RESULTS=()
@@ -69,9 +75,10 @@ cpu_seconds() { # utime+stime of a pid, in seconds
 rss_kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 count() { ls "/proc/$1/$2" | wc -l; }
 
-start_capturer() { # $1 = name glob, $2 = initial, $3 = read_from (default api)
+start_capturer() { # $1 = name glob, $2 = initial, $3 = read_from (default api), $4 = more TOML
     rm -f "$WORK/positions.json"
     cat > "$WORK/config.toml" <<TOML
+${4:-}
 [containers]
 include_names = ["$1"]
 initial = "$2"
@@ -108,6 +115,58 @@ fi
 
 echo "== scenarios 2-4 with read_from = $READ_FROM"
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), docker API $API, storage $(docker info --format '{{.Driver}}' 2>/dev/null)"
+
+rules_scenario() {
+    echo "== scenario 5: rules, one container holding $LINES JSON lines, read_from = files"
+    local name="$PREFIX-json"
+    docker run -d --network none --name "$name" "$IMAGE" sh -c \
+        "awk 'BEGIN { for (i = 1; i <= $LINES; i++) printf \"{\\\"level\\\":\\\"info\\\",\\\"msg\\\":\\\"line %d lorem ipsum dolor\\\",\\\"i\\\":%d}\\n\", i, i }'; sleep 100000" >/dev/null
+    local logfile
+    logfile=$(docker inspect --format '{{.LogPath}}' "$name")
+    for _ in $(seq 1 600); do
+        [ "$(wc -l < "$logfile")" -ge "$LINES" ] && break
+        sleep 0.5
+    done
+    local rule t0 t1 secs cpu base_cpu=""
+    printf '%-46s %8s %9s %9s\n' "" "seconds" "CPU s" "CPU ratio"
+    local json_out="{\"lines\": $LINES"
+    for rule in none auto json; do
+        local toml=""
+        case "$rule" in
+            auto) toml=$'[[rules]]\nmultiline = "auto"' ;;
+            json) toml=$'[[rules]]\nparse = "json"' ;;
+        esac
+        t0=$(now)
+        start_capturer "$name" beginning files "$toml"
+        while [ "$(metric log_capturer_sink_records_total)" -lt "$LINES" ]; do sleep 0.02; done
+        t1=$(now)
+        secs=$(echo "$t1 - $t0" | bc -l)
+        cpu=$(cpu_seconds "$CAP_PID")
+        stop_capturer
+        [ -z "$base_cpu" ] && base_cpu=$cpu
+        printf '%-46s %8.2f %9s %8.2fx\n' "log-capturer, files, rule: $rule" "$secs" "$cpu" "$(echo "$cpu / $base_cpu" | bc -l)"
+        json_out="$json_out, \"${rule}_s\": $secs, \"${rule}_cpu_s\": $cpu"
+        if [ "$rule" = json ]; then
+            head -c 600 "$WORK/out.jsonl" | head -1 | grep -q '"fields":{' || { echo "parse = json made no fields" >&2; exit 1; }
+        fi
+    done
+    docker rm -f "$name" >/dev/null
+    result rules "$json_out}"
+}
+
+write_json() {
+    [ -n "$JSON" ] || return 0
+    { printf '{"commit": "%s", "machine": "%s cores", "read_from_2_4": "%s", ' "$(git rev-parse --short HEAD)" "$(nproc)" "$READ_FROM"
+      (IFS=,; printf '%s' "${RESULTS[*]}"); printf '}\n'; } |
+        sed -E 's/([:,[] *)(-?)\./\1\20./g' > "$JSON"  # bc prints .5 for 0.5
+    python3 -m json.tool "$JSON" >/dev/null && echo "== results: $JSON"
+}
+
+if [ -n "$ONLY_RULES" ]; then
+    rules_scenario
+    write_json
+    exit 0
+fi
 
 echo "== scenario 1: one container holding $LINES lines"
 NAME="$PREFIX-big"
@@ -262,9 +321,5 @@ printf '%-28s %8s %8s %10.1f\n' "$IDLE followed containers" "$T2" "$F2" "$(echo 
 printf 'SIGTERM to exit with %s active streams: %.0f ms\n' "$ACTIVE" "$STOP_MS"
 result idle "{\"followed\": [0, $HALF, $IDLE], \"threads\": [$T0, $T1, $T2], \"fds\": [$F0, $F1, $F2], \"rss_kib\": [$R0, $R1, $R2], \"stop_ms\": $STOP_MS, \"active_at_stop\": $ACTIVE}"
 
-if [ -n "$JSON" ]; then
-    { printf '{"commit": "%s", "machine": "%s cores", "read_from_2_4": "%s", ' "$(git rev-parse --short HEAD)" "$(nproc)" "$READ_FROM"
-      (IFS=,; printf '%s' "${RESULTS[*]}"); printf '}\n'; } |
-        sed -E 's/([:,[] *)(-?)\./\1\20./g' > "$JSON"  # bc prints .5 for 0.5
-    python3 -m json.tool "$JSON" >/dev/null && echo "== results: $JSON"
-fi
+rules_scenario
+write_json

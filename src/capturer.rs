@@ -103,6 +103,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         metrics.clone(),
         shutdown.clone(),
     );
+    let rules = Arc::new(crate::process::rules::Rules::new(&config.rules));
     let host_files = HostFiles::new(
         &config.files,
         config.containers.max_line_bytes(),
@@ -111,7 +112,8 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         tx.clone(),
         metrics.clone(),
         shutdown.clone(),
-    );
+    )
+    .map(|h| h.with_rules(rules.clone()));
     let supervisor = Supervisor::new(
         client.clone(),
         SupervisorSettings::new(
@@ -121,7 +123,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
             run_started,
             positions.first_run_at(),
         )
-        .with_rules(crate::process::rules::Rules::new(&config.rules)),
+        .with_rules(rules.clone()),
         tx,
         (ev_tx.clone(), ev_rx),
         metrics.clone(),

@@ -94,8 +94,8 @@ impl SupervisorSettings {
     }
 
     /// With the `[[rules]]` that shape the containers' lines.
-    pub fn with_rules(mut self, rules: crate::process::rules::Rules) -> SupervisorSettings {
-        self.shaping = Arc::new(rules);
+    pub fn with_rules(mut self, rules: Arc<crate::process::rules::Rules>) -> SupervisorSettings {
+        self.shaping = rules;
         self
     }
 }

@@ -220,6 +220,28 @@ mod tests {
         assert_eq!(example, defaults, "the example must spell out every key");
     }
 
+    /// The commented `[[rules]]` block of the example, uncommented, is one rule with
+    /// every key, each at its default.
+    #[test]
+    fn example_rule_block_names_every_key_at_its_default() {
+        let block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| *l != "# [[rules]]")
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        let config = Config::from_toml_str(&block, "the [[rules]] block").unwrap();
+        assert_eq!(config.rules, vec![RuleConfig::default()]);
+        let written: toml::Table = block.parse().unwrap();
+        let keys = written["rules"][0].as_table().unwrap().len();
+        let printed: toml::Table = config.to_toml().parse().unwrap();
+        assert_eq!(
+            keys,
+            printed["rules"][0].as_table().unwrap().len(),
+            "every key"
+        );
+    }
+
     #[test]
     fn example_sink_files_are_valid() {
         for (text, name, type_name) in [

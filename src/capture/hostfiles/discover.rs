@@ -80,7 +80,8 @@ impl HostFiles {
             }
             None => self.first_start(st, &key, path, &meta, found)?,
         };
-        let mut t = match Tailed::new(file, meta, found.id, offset, self.max_line_bytes) {
+        let shaping = self.shaping_for(&meta.path);
+        let mut t = match Tailed::new(file, meta, found.id, offset, self.max_line_bytes, shaping) {
             Ok(t) => t,
             Err(e) => {
                 warn_once(&mut st.warned, &key, format_args!("{key}: {e}"));
@@ -148,6 +149,7 @@ impl HostFiles {
                         old_found.id,
                         offset,
                         self.max_line_bytes,
+                        self.shaping_for(&meta.path),
                     );
                     match tailed {
                         Ok(mut t) => {

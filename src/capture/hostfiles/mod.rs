@@ -33,6 +33,8 @@ use crate::capture::record::{FilePos, Record};
 use crate::config::FilesConfig;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
+use crate::process::rules::Rules;
+use crate::process::stage::Stage;
 use crate::shutdown::Shutdown;
 use crate::sink::queue::Producer;
 
@@ -63,9 +65,25 @@ pub struct HostFiles {
     pub tx: Producer,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
+    /// `[[rules]]`: what is done to a file's lines (those with `match_paths`).
+    pub rules: Arc<Rules>,
 }
 
 impl HostFiles {
+    /// With the `[[rules]]` that shape the files' lines.
+    pub fn with_rules(mut self, rules: Arc<Rules>) -> HostFiles {
+        self.rules = rules;
+        self
+    }
+
+    /// The rule stage of the file at `path`, if a rule shapes it.
+    fn shaping_for(&self, path: &str) -> Option<tail::FileShaping> {
+        self.rules.for_path(path).map(|shaping| tail::FileShaping {
+            stage: Stage::new(shaping, self.max_line_bytes, None),
+            parse_errors: self.metrics.parse_errors.clone(),
+            dropped: self.metrics.records_dropped.with_label_values(&["rule"]),
+        })
+    }
     /// The files thread of `[files]`; `None` when `paths` is empty. It polls every 250 ms.
     pub fn new(
         f: &FilesConfig,
@@ -89,6 +107,7 @@ impl HostFiles {
             tx,
             metrics,
             shutdown,
+            rules: Arc::default(),
         })
     }
 }
@@ -218,6 +237,8 @@ impl HostFiles {
             }
         };
         let busy = self.drain(st, &mut t, MAX_READ_PER_POLL)?;
+        t.tick(&mut st.out);
+        self.send(&mut st.out)?;
         let Some(mut l) = leaving else {
             st.files.insert(path, t);
             return Ok(busy);
@@ -271,10 +292,12 @@ impl HostFiles {
         }
         let bytes: usize = out.iter().map(|r| r.message.len()).sum();
         let truncated = out.iter().filter(|r| r.truncated).count();
+        let dropped = out.iter().filter(|r| r.dropped).count();
         let m = &self.metrics;
+        // Dropped records were counted when dropped (some never reach here).
         m.records
             .with_label_values(&[RECORDS_LABEL])
-            .inc_by(out.len() as u64);
+            .inc_by((out.len() - dropped) as u64);
         m.bytes.inc_by(bytes as u64);
         m.lines_truncated.inc_by(truncated as u64);
         self.tx.send_all(out).map_err(|_| Stop::Closed)

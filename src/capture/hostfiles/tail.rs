@@ -1,5 +1,6 @@
 //! One followed host file: the open fd, its identity, and the [`Splitter`] that knows how
-//! far it was read and where the last complete line ended. Lines become records here.
+//! far it was read and where the last complete line ended. Lines become records here,
+//! through the file's rule stage when a `[[rules]]` entry shapes it (README, Rules).
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -9,8 +10,24 @@ use std::sync::Arc;
 
 use super::lines::{Line, Splitter};
 use super::start::{FileId, Found};
-use crate::capture::record::{FilePos, HostFileMeta, Origin, Position, Record};
+use crate::capture::record::{FilePos, HostFileMeta, Mark, Origin, Position, Record, Stream};
 use crate::capture::timestamp::Timestamp;
+use crate::process::joiner::{JoinLine, Joined};
+use crate::process::stage::Stage;
+
+/// A file's rule stage, and where it counts messages that do not parse.
+pub struct FileShaping {
+    pub stage: Stage,
+    pub parse_errors: prometheus::IntCounter,
+    /// `records_dropped_total{reason="rule"}`.
+    pub dropped: prometheus::IntCounter,
+}
+
+impl std::fmt::Debug for FileShaping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileShaping")
+    }
+}
 
 /// What an open file is, from its metadata.
 pub fn found(m: &Metadata) -> Found {
@@ -32,6 +49,10 @@ pub struct Tailed {
     lines: Splitter,
     /// Whether a record was made from this file (its position is then `committed`).
     emitted: bool,
+    /// The rule stage, when a rule shapes this file.
+    shaping: Option<FileShaping>,
+    /// Where the next line begins (the last line's end).
+    line_start: u64,
 }
 
 impl Tailed {
@@ -43,6 +64,7 @@ impl Tailed {
         id: FileId,
         offset: u64,
         max_line_bytes: usize,
+        shaping: Option<FileShaping>,
     ) -> io::Result<Tailed> {
         file.seek(SeekFrom::Start(offset))?;
         Ok(Tailed {
@@ -51,6 +73,8 @@ impl Tailed {
             id,
             lines: Splitter::new(max_line_bytes, offset),
             emitted: false,
+            shaping,
+            line_start: offset,
         })
     }
 
@@ -90,19 +114,57 @@ impl Tailed {
             }
         };
         let now = Timestamp::now();
-        let (id, meta, before) = (self.id, &self.meta, out.len());
-        self.lines
-            .push(&buf[..n], |line| out.push(record(line, now, id, meta)));
+        let before = out.len();
+        let Tailed {
+            id,
+            meta,
+            lines,
+            shaping,
+            line_start,
+            ..
+        } = self;
+        lines.push(&buf[..n], |line| {
+            take(line, now, *id, meta, shaping, line_start, out)
+        });
         self.emitted |= out.len() > before;
         Ok(n)
     }
 
-    /// Hands out text left without a newline: the writer moved on to another file.
+    /// Hands out text left without a newline, and every multiline record still open: the
+    /// writer moved on to another file.
     pub fn flush(&mut self, out: &mut Vec<Record>) {
+        let before = out.len();
         if let Some(line) = self.lines.flush() {
-            out.push(record(line, Timestamp::now(), self.id, &self.meta));
-            self.emitted = true;
+            let Tailed {
+                id,
+                meta,
+                shaping,
+                line_start,
+                ..
+            } = self;
+            take(line, Timestamp::now(), *id, meta, shaping, line_start, out);
         }
+        if let Some(s) = &mut self.shaping {
+            let (meta, counters) = (&self.meta, (&s.parse_errors, &s.dropped));
+            let stage = &mut s.stage;
+            let shaping = stage.shaping.clone();
+            stage.finish(&mut |j, _| push_shaped(j, meta, &shaping, counters, out));
+        }
+        self.emitted |= out.len() > before;
+    }
+
+    /// Hands out the multiline records of this file quiet for the timeout.
+    pub fn tick(&mut self, out: &mut Vec<Record>) {
+        let before = out.len();
+        if let Some(s) = &mut self.shaping {
+            let (meta, counters) = (&self.meta, (&s.parse_errors, &s.dropped));
+            let stage = &mut s.stage;
+            let shaping = stage.shaping.clone();
+            stage.tick(std::time::Instant::now(), &mut |j, _| {
+                push_shaped(j, meta, &shaping, counters, out)
+            });
+        }
+        self.emitted |= out.len() > before;
     }
 
     /// `copytruncate`: the file is shorter than what was read. Flushes the pending text
@@ -115,6 +177,7 @@ impl Tailed {
         self.flush(out);
         self.file.seek(SeekFrom::Start(0))?;
         self.lines.reset(0);
+        self.line_start = 0;
         Ok(true)
     }
 }
@@ -126,6 +189,82 @@ pub fn id_at(path: &Path) -> io::Result<Option<FileId>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A line read at `now`: a record, or a line for the file's rule stage.
+fn take(
+    line: Line,
+    now: Timestamp,
+    id: FileId,
+    meta: &Arc<HostFileMeta>,
+    shaping: &mut Option<FileShaping>,
+    line_start: &mut u64,
+    out: &mut Vec<Record>,
+) {
+    let start = std::mem::replace(line_start, line.end);
+    let Some(s) = shaping else {
+        out.push(record(line, now, id, meta));
+        return;
+    };
+    let at = |offset: u64| Position {
+        time: now,
+        frames_at_time: 0,
+        file: Some(FilePos {
+            dev: id.dev,
+            ino: id.ino,
+            offset,
+        }),
+        marks: [None; 2],
+    };
+    let l = JoinLine {
+        stream: Stream::Stdout,
+        time: now,
+        truncated: line.truncated,
+        after: at(line.end),
+        before: at(start),
+        end: Mark {
+            time: now,
+            frames_at_time: 0,
+        },
+        text: String::from_utf8(line.text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    };
+    let counters = (&s.parse_errors, &s.dropped);
+    let shaping = s.stage.shaping.clone();
+    s.stage
+        .push(l, false, std::time::Instant::now(), &mut |j, _| {
+            push_shaped(j, meta, &shaping, counters, out)
+        });
+}
+
+/// A record of the rule stage, shaped (fields, or dropped). A dropped record stays only
+/// to carry its position, until the next record of the same file covers it.
+fn push_shaped(
+    j: Joined,
+    meta: &Arc<HostFileMeta>,
+    shaping: &crate::process::rules::Shaping,
+    (parse_errors, dropped_count): (&prometheus::IntCounter, &prometheus::IntCounter),
+    out: &mut Vec<Record>,
+) {
+    let (fields, dropped) = shaping.shape(&j.text, parse_errors);
+    if dropped {
+        dropped_count.inc();
+    }
+    let same_file = |r: &Record| matches!(&r.origin, Origin::HostFile(m) if Arc::ptr_eq(m, meta));
+    if out.last().is_some_and(|r| r.dropped && same_file(r)) {
+        out.pop();
+    }
+    out.push(Record {
+        time: j.time,
+        stream: None,
+        message: if dropped { String::new() } else { j.text },
+        truncated: j.truncated,
+        origin: Origin::HostFile(meta.clone()),
+        position: j.position,
+        continues: false,
+        fields,
+        dropped,
+    });
 }
 
 /// A line read at `now` as a record; its position is just past the line.

@@ -40,6 +40,7 @@ impl Run {
             tx,
             metrics: Arc::new(Metrics::new().unwrap()),
             shutdown: Shutdown::new(),
+            rules: Arc::default(),
         };
         Run {
             hf,
@@ -427,4 +428,53 @@ fn a_position_not_after_a_line_end_is_another_file_read_from_its_start() {
     fs::write(&a, "cccccccccccc\n").unwrap();
     let mut run = Run::new(dir.path(), false, &pos);
     assert_eq!(run.poll_ack(), ["cccccccccccc"]);
+}
+
+/// A rule on the file's path: a Python traceback becomes one record, a dropped line is
+/// gone, and the record still open when the "run" ends is read again by the next one.
+#[test]
+fn a_rule_joins_drops_and_resumes_before_the_open_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let positions = Arc::new(Positions::in_memory(Timestamp::from_nanos(0)));
+    let toml = format!(
+        "[[rules]]\nmatch_paths = [\"{}/*.log\"]\nmultiline = \"python\"\ndrop = [\"noise\"]\n",
+        dir.path().display()
+    );
+    let rules = Arc::new(crate::process::rules::Rules::new(
+        &crate::config::Config::from_toml_str(&toml, "t.toml")
+            .unwrap()
+            .rules,
+    ));
+    append(
+        &path,
+        "noise\nstart\nTraceback (most recent call last):\n  File \"x.py\", line 1, in f\n    f()\nValueError: bad\nafter\n",
+    );
+    let mut run = Run::new(dir.path(), false, &positions);
+    run.hf.max_line_bytes = 1024;
+    run.hf.rules = rules.clone();
+    assert_eq!(
+        run.poll_ack(),
+        vec![
+            "start".to_owned(),
+            "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    f()\nValueError: bad".to_owned(),
+        ],
+        "\"after\" is still open"
+    );
+    let dropped = run.hf.metrics.records_dropped.with_label_values(&["rule"]);
+    assert_eq!(
+        dropped.get(),
+        1,
+        "counted, though its position rode on \"start\""
+    );
+    drop(run);
+    append(&path, "end\n");
+    let mut again = Run::new(dir.path(), false, &positions);
+    again.hf.max_line_bytes = 1024;
+    again.hf.rules = rules;
+    assert_eq!(
+        again.poll_ack(),
+        vec!["after".to_owned()],
+        "read again, once"
+    );
 }
