@@ -253,14 +253,38 @@ pub struct Record {
     /// position never covers a line not yet delivered.
     pub continues: bool,
     /// What a rule's `parse` made of the message (written as `"fields"`, after `host`).
-    pub fields: Option<Box<Fields>>,
+    pub fields: Fields,
     /// Dropped by a rule: no sink gets it, but its position is acknowledged with the
     /// batch (a dropped line is not read again after a restart).
     pub dropped: bool,
 }
 
-/// Parsed fields of a message.
-pub type Fields = serde_json::Map<String, serde_json::Value>;
+/// Parsed fields of a message, kept as the text of one JSON object on one line: made once
+/// on the follower's thread, written as they are by the sinks. (A map per record, made on
+/// one thread and freed on another, costs more in allocator locks than the parsing.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Fields {
+    #[default]
+    None,
+    /// The message itself, trimmed, is the object (`parse = "json"` of a one-line message).
+    Message,
+    /// A JSON object's text, compact.
+    Json(Box<str>),
+}
+
+impl Fields {
+    /// The compact text of `map`.
+    pub fn of_map(map: &serde_json::Map<String, serde_json::Value>) -> Fields {
+        match serde_json::to_string(map) {
+            Ok(text) => Fields::Json(text.into_boxed_str()),
+            Err(_) => Fields::None,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        matches!(self, Fields::None)
+    }
+}
 
 impl Record {
     /// Appends the record as one JSON line (with the trailing `\n`).
@@ -277,31 +301,45 @@ impl Record {
             out.extend_from_slice(b",\"truncated\":true");
         }
         let tail = self.origin.json_tail().as_bytes();
+        let Some(fields) = self.fields_text() else {
+            out.extend_from_slice(tail);
+            return;
+        };
+        // The tail ends with "}\n": the fields go in before it.
+        out.extend_from_slice(&tail[..tail.len().saturating_sub(2)]);
+        out.extend_from_slice(b",\"fields\":");
+        out.extend_from_slice(fields.as_bytes());
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// The JSON text of the fields, if any.
+    pub fn fields_text(&self) -> Option<&str> {
         match &self.fields {
-            None => out.extend_from_slice(tail),
-            Some(fields) => {
-                // The tail ends with "}\n": the fields go in before it.
-                out.extend_from_slice(&tail[..tail.len().saturating_sub(2)]);
-                out.extend_from_slice(b",\"fields\":");
-                if serde_json::to_writer(&mut *out, fields).is_err() {
-                    out.extend_from_slice(b"{}");
-                }
-                out.extend_from_slice(b"}\n");
-            }
+            Fields::None => None,
+            Fields::Message => Some(self.message.trim_ascii()),
+            Fields::Json(text) => Some(text),
         }
     }
 
     /// Rough in-memory size, for batch and queue byte limits.
     pub fn approx_bytes(&self) -> usize {
-        self.message.len() + 160 + self.fields.as_ref().map_or(0, |f| 64 * f.len())
+        let fields = match &self.fields {
+            Fields::Json(text) => text.len(),
+            Fields::None | Fields::Message => 0,
+        };
+        self.message.len() + 160 + fields
     }
 
     /// A field's value as text, for templates: strings as they are, other values as JSON.
-    pub fn field_text(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
-        match self.fields.as_ref()?.get(key)? {
-            serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+    /// Reads the fields' text (a sink that names fields in templates pays for it).
+    pub fn field_text(&self, key: &str) -> Option<String> {
+        let map: std::collections::HashMap<&str, &serde_json::value::RawValue> =
+            serde_json::from_str(self.fields_text()?).ok()?;
+        let raw = map.get(key)?.get();
+        match serde_json::from_str::<serde_json::Value>(raw).ok()? {
+            serde_json::Value::String(s) => Some(s),
             serde_json::Value::Null => None,
-            other => Some(std::borrow::Cow::Owned(other.to_string())),
+            _ => Some(raw.to_owned()),
         }
     }
 }
@@ -371,7 +409,7 @@ pub(crate) fn sample_records(n: usize, tag: &str) -> Vec<Record> {
             origin: Origin::Container(meta.clone()),
             position: Position::default(),
             continues: false,
-            fields: None,
+            fields: Fields::None,
             dropped: false,
         })
         .collect()
@@ -398,7 +436,7 @@ mod tests {
             ))),
             position: Position::default(),
             continues: false,
-            fields: None,
+            fields: Fields::None,
             dropped: false,
         }
     }
@@ -435,10 +473,10 @@ mod tests {
     #[test]
     fn fields_come_last_after_host_and_truncated() {
         let mut r = record("level=warn msg=\"x\"", true);
-        let mut fields = Fields::new();
+        let mut fields = serde_json::Map::new();
         fields.insert("level".into(), "warn".into());
         fields.insert("n".into(), serde_json::json!(3));
-        r.fields = Some(Box::new(fields));
+        r.fields = Fields::of_map(&fields);
         let mut out = Vec::new();
         r.write_json(&mut out);
         let text = String::from_utf8(out).unwrap();

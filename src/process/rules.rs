@@ -11,7 +11,8 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::detect::Preset;
-use super::parse::{Fields, Parser};
+use super::parse::Parser;
+use crate::capture::record::Fields;
 use crate::config::{InvalidValue, Multiline, ParseMode, Pattern, RuleConfig};
 
 /// The labels that override a rule's keys, and the key each overrides.
@@ -36,25 +37,34 @@ impl Shaping {
     /// What the rule makes of a record's message: its fields (when parsed), and whether it
     /// is dropped (by a `drop` regex, or by matching no `keep` regex). A dropped message is
     /// not parsed; a message that does not parse counts in `parse_errors`.
-    pub fn shape(
-        &self,
-        message: &str,
-        parse_errors: &prometheus::IntCounter,
-    ) -> (Option<Box<Fields>>, bool) {
+    pub fn shape(&self, message: &str, parse_errors: &prometheus::IntCounter) -> (Fields, bool) {
         let dropped = self.drop.iter().any(|re| re.is_match(message))
             || (!self.keep.is_empty() && !self.keep.iter().any(|re| re.is_match(message)));
         if dropped {
-            return (None, true);
+            return (Fields::None, true);
         }
-        let fields = self.parser.as_ref().and_then(|p| {
-            let fields = p.parse(message);
-            if fields.is_none() {
-                parse_errors.inc();
-            }
-            fields.map(Box::new)
-        });
+        let fields = match &self.parser {
+            None => return (Fields::None, false),
+            // A one-line JSON object is its own fields: checked, not copied.
+            Some(Parser::Json) if json_on_one_line(message) => Fields::Message,
+            Some(p) => p
+                .parse(message)
+                .map_or(Fields::None, |map| Fields::of_map(&map)),
+        };
+        if fields.is_none() {
+            parse_errors.inc();
+        }
         (fields, false)
     }
+}
+
+/// Whether `message`, trimmed, is one JSON object with no line break (so its text can be
+/// written as it is into a JSON line). Checked without building it.
+fn json_on_one_line(message: &str) -> bool {
+    let text = message.trim_ascii();
+    text.starts_with('{')
+        && !text.contains(['\n', '\r'])
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 /// How lines are joined into records.
@@ -275,28 +285,50 @@ mod tests {
         let errors = prometheus::IntCounter::new("e", "e").unwrap();
         assert_eq!(
             s.shape("GET /healthz level=error", &errors),
-            (None, true),
+            (Fields::None, true),
             "drop wins"
         );
         assert_eq!(
             s.shape("level=info msg=x", &errors),
-            (None, true),
+            (Fields::None, true),
             "kept by none"
         );
         let (fields, dropped) = s.shape("level=warn msg=\"disk low\"", &errors);
         assert!(!dropped);
-        let fields = fields.unwrap();
-        assert_eq!(fields["msg"], "disk low");
+        assert_eq!(
+            fields,
+            Fields::Json(r#"{"level":"warn","msg":"disk low"}"#.into())
+        );
         assert_eq!(errors.get(), 0);
         assert_eq!(
             s.shape("level=error \"unterminated", &errors),
-            (None, false)
+            (Fields::None, false)
         );
         assert_eq!(
             errors.get(),
             1,
             "a message that does not parse is kept and counted"
         );
+    }
+
+    #[test]
+    fn a_one_line_json_object_is_its_own_fields() {
+        let r = rules("[[rules]]\nparse = \"json\"\n");
+        let none = labels(&[]);
+        let s = r.for_container(&facts("x", &none)).shaping.unwrap();
+        let errors = prometheus::IntCounter::new("e", "e").unwrap();
+        assert_eq!(s.shape(r#" {"a":1} "#, &errors), (Fields::Message, false));
+        // Joined lines: the object is rewritten compact, on one line.
+        assert_eq!(
+            s.shape("{\"a\":\n  1}", &errors),
+            (Fields::Json(r#"{"a":1}"#.into()), false)
+        );
+        assert_eq!(
+            s.shape("{\"a\":1} trailing", &errors),
+            (Fields::None, false)
+        );
+        assert_eq!(s.shape("[1]", &errors), (Fields::None, false));
+        assert_eq!(errors.get(), 2);
     }
 
     #[test]

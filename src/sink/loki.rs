@@ -285,11 +285,11 @@ mod tests {
         };
         let sink = LokiSink::new("loki-0".into(), &cfg).unwrap();
         let mut records = sample_records(2, "m");
-        let mut fields = crate::capture::record::Fields::new();
+        let mut fields = serde_json::Map::new();
         fields.insert("level".into(), "error".into());
         fields.insert("trace_id".into(), "abc".into());
         fields.insert("code".into(), serde_json::json!(500));
-        records[0].fields = Some(Box::new(fields));
+        records[0].fields = crate::capture::record::Fields::of_map(&fields);
         let body = sink.encode(&Batch::new(records));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let streams = v["streams"].as_array().unwrap();

@@ -332,7 +332,7 @@ impl Context {
     ) {
         let (fields, dropped) = match &self.shaping {
             Some(s) => s.shape(&r.text, &self.metrics.parse_errors),
-            None => (None, false),
+            None => (crate::capture::record::Fields::None, false),
         };
         if dropped {
             self.counters.dropped.inc();

@@ -288,7 +288,7 @@ fn record(line: Line, now: Timestamp, id: FileId, meta: &Arc<HostFileMeta>) -> R
             marks: [None; 2],
         },
         continues: false,
-        fields: None,
+        fields: crate::capture::record::Fields::None,
         dropped: false,
     }
 }
