@@ -11,6 +11,9 @@ use log_capturer::capture::record::{FilePos, Position, Stream};
 use log_capturer::capture::timestamp::{Timestamp, TimestampError};
 use log_capturer::config::Config;
 use log_capturer::docker::frame::{FrameBuffer, StreamKind, DOCKER_MESSAGE_BYTES, HEADER_LEN};
+use log_capturer::process::detect::Preset;
+use log_capturer::process::joiner::{JoinLine, Joined, Joiner};
+use log_capturer::process::rules::MultilineSpec;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -939,6 +942,119 @@ proptest! {
             // What --check-config prints parses back.
             let printed = c.to_toml();
             prop_assert!(Config::from_toml_str(&printed, "printed.toml").is_ok(), "{}", printed);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Multiline records read from a json-file log (files mode): resuming by byte offset from
+// any record's position gives exactly the records after it.
+
+const TRACE_WORDS: &[&str] = &[
+    "plain",
+    "java.lang.IllegalStateException: boom",
+    "\tat a.B.c(B.java:1)",
+    "Caused by: x.Y: z",
+    "Traceback (most recent call last):",
+    "  File \"x.py\", line 3, in f",
+    "ValueError: bad",
+    "panic: oops",
+    "",
+    "goroutine 1 [running]:",
+    "\t/x/main.go:5 +0x1d",
+];
+
+fn trace_log_file(lines: &[(bool, i64, usize)]) -> Vec<u8> {
+    let mut t = 1_795_715_729_000_000_000i64;
+    let mut bytes = Vec::new();
+    for &(stderr, step, word) in lines {
+        t += step;
+        let entry = serde_json::json!({
+            "log": format!("{}\n", TRACE_WORDS[word]),
+            "stream": if stderr { "stderr" } else { "stdout" },
+            "time": Timestamp::from_nanos(t).to_rfc3339(),
+        });
+        bytes.extend_from_slice(entry.to_string().as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+/// Decodes and joins (multiline = "auto") a json-file log from byte `from`, resuming after
+/// `resume`, the way the files-mode follower with a rule does.
+fn join_file(bytes: &[u8], from: u64, resume: Option<Position>) -> Vec<Joined> {
+    let spec = MultilineSpec {
+        preset: Preset::Auto,
+        max_lines: 500,
+        timeout: std::time::Duration::from_secs(1),
+    };
+    let mut dec = LogDecoder::new(Some(false), 1 << 20, resume);
+    if resume.is_some() {
+        dec.continue_from_resume();
+    }
+    let mut joiner = Joiner::new(spec, 1 << 20, resume);
+    let now = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut take = |o: Output, out: &mut Vec<Joined>| {
+        if let Output::Line {
+            stream,
+            line,
+            position,
+            before,
+            end,
+            ..
+        } = o
+        {
+            let l = JoinLine {
+                stream,
+                time: line.time,
+                text: String::from_utf8_lossy(&line.text).into_owned(),
+                truncated: line.truncated,
+                after: position,
+                before,
+                end,
+            };
+            joiner.push(l, now, &mut |r| out.push(r));
+        }
+    };
+    let mut offset = from as usize;
+    for line in bytes[offset..].split_inclusive(|&b| b == b'\n') {
+        let start = offset as u64;
+        offset += line.len();
+        let e = parse_entry(&line[..line.len() - 1]).expect("an entry we wrote");
+        dec.file_entry(
+            e.stream,
+            e.time,
+            e.log.as_bytes(),
+            at(start),
+            at(offset as u64),
+            &mut |o| take(o, &mut out),
+        );
+    }
+    dec.flush(&mut |o| take(o, &mut out));
+    drop(take);
+    joiner.finish(&mut |r| out.push(r));
+    out
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn multiline_resume_by_file_offset_is_exactly_once(
+        lines in prop::collection::vec((any::<bool>(), 0i64..3, 0..TRACE_WORDS.len()), 0..50)
+    ) {
+        let bytes = trace_log_file(&lines);
+        let all = join_file(&bytes, 0, None);
+        let texts = |r: &[Joined]| -> Vec<(Stream, String)> {
+            r.iter().map(|r| (r.stream, r.text.clone())).collect()
+        };
+        let n: usize = all.iter().map(|r| r.text.split('\n').count()).sum();
+        prop_assert_eq!(n, lines.len());
+        for (k, r) in all.iter().enumerate() {
+            let offset = r.position.file.map(|f| f.offset).unwrap_or(0);
+            let rest = join_file(&bytes, offset, Some(r.position));
+            prop_assert_eq!(texts(&rest), texts(&all[k + 1..]), "after record {} (offset {})", k, offset);
         }
     }
 }
