@@ -1032,7 +1032,6 @@ fn join_file(bytes: &[u8], from: u64, resume: Option<Position>) -> Vec<Joined> {
         );
     }
     dec.flush(&mut |o| take(o, &mut out));
-    drop(take);
     joiner.finish(&mut |r| out.push(r));
     out
 }
