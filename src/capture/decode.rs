@@ -252,9 +252,11 @@ impl State {
             return;
         }
         self.skip = None;
-        // Marks the reading has passed say nothing more.
+        // Marks the reading has passed say nothing more. Strictly passed: a frame stamped
+        // earlier than the newest one counts at the same place as the frame before it, so
+        // the other stream's delivered frame can still come at exactly this place.
         for m in &mut self.marks {
-            if m.is_some_and(|m| m <= at) {
+            if m.is_some_and(|m| m < at) {
                 *m = None;
             }
         }
@@ -469,6 +471,34 @@ mod tests {
         assert!(!lines[0]
             .2
             .covers(Stream::Stderr, at("2026-01-01T00:00:03Z", 1)));
+    }
+
+    /// dockerd stamps each stream's lines as it reads them, so a stderr line can come in
+    /// the log after a stdout line stamped later: it counts at that line's place. The
+    /// stderr line was delivered (its mark), the stdout line was not (an open record):
+    /// reading the stdout line must not wipe the mark the stderr line still needs.
+    #[test]
+    fn a_mark_holds_for_a_frame_at_the_same_place() {
+        let bytes = [
+            frame(1, b"2026-01-01T00:00:01Z a\n"),
+            frame(1, b"2026-01-01T00:00:03Z b\n"),
+            frame(2, b"2026-01-01T00:00:02Z m\n"),
+        ]
+        .concat();
+        let (lines, _) = run(&mut LogDecoder::new(Some(false), 1024, None), &bytes, false);
+        assert_eq!(
+            lines[1].2.mark(),
+            lines[2].2.mark(),
+            "m counts at b's place"
+        );
+        let resume = Position {
+            marks: [None, Some(lines[2].2.mark())],
+            ..lines[0].2
+        };
+        let mut d = LogDecoder::new(Some(false), 1024, Some(resume));
+        let (again, _) = run(&mut d, &bytes, false);
+        let texts: Vec<_> = again.iter().map(|l| l.1.as_str()).collect();
+        assert_eq!(texts, vec!["b"], "m was delivered; b was not");
     }
 
     #[test]

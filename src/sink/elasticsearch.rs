@@ -233,6 +233,20 @@ mod tests {
         assert!(text.lines().nth(1).unwrap().starts_with("{\"@timestamp\":"));
     }
 
+    /// A document carries the fields a rule parsed, as an object.
+    #[test]
+    fn documents_carry_parsed_fields() {
+        let mut records = sample_records(1, "m");
+        records[0].message = r#"{"level":"error","code":500}"#.into();
+        records[0].fields = crate::capture::record::Fields::Message;
+        let body = sink("logs").encode(&Batch::new(records));
+        let text = String::from_utf8(body).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["fields"]["code"], 500);
+        assert_eq!(doc["fields"]["level"], "error");
+        assert_eq!(doc["message"], r#"{"level":"error","code":500}"#);
+    }
+
     #[test]
     fn item_results_split_into_retry_and_rejected() {
         let s = sink("logs");
