@@ -70,6 +70,8 @@ struct MarksRef {
 struct MarkRef {
     time: String,
     frames: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<FileRef>,
 }
 
 impl MarkRef {
@@ -77,6 +79,7 @@ impl MarkRef {
         MarkRef {
             time: m.time.to_rfc3339(),
             frames: m.frames_at_time,
+            file: m.file.map(FileRef::from),
         }
     }
 }
@@ -187,6 +190,7 @@ impl Positions {
                         Ok(Mark {
                             time: parse(&m.time)?,
                             frames_at_time: m.frames,
+                            file: m.file.map(FilePos::from),
                         })
                     })
                     .transpose()
@@ -430,6 +434,11 @@ mod tests {
                 Some(Mark {
                     time: Timestamp::from_nanos(90),
                     frames_at_time: 1,
+                    file: Some(FilePos {
+                        dev: 1,
+                        ino: 2,
+                        offset: 9,
+                    }),
                 }),
                 None,
             ],
@@ -467,6 +476,11 @@ mod tests {
                     Some(Mark {
                         time: Timestamp::from_nanos(90),
                         frames_at_time: 1,
+                        file: Some(FilePos {
+                            dev: 1,
+                            ino: 2,
+                            offset: 9,
+                        }),
                     }),
                     None,
                 ],

@@ -82,6 +82,9 @@ struct State {
     /// With the frame each was completed at.
     held: Vec<(Stream, Line, Mark)>,
     scratch: Vec<Line>,
+    /// Per stream, where its last piece counted: the end of a line the merger hands out
+    /// late (its text without a newline, flushed when a piece of another time comes).
+    last_piece: [Option<Mark>; 2],
 }
 
 fn idx(s: Stream) -> usize {
@@ -109,6 +112,7 @@ impl LogDecoder {
                 hold_from: None,
                 held: Vec::new(),
                 scratch: Vec::new(),
+                last_piece: [None; 2],
             },
         }
     }
@@ -239,6 +243,7 @@ impl State {
         let at = Mark {
             time: anchor,
             frames_at_time: n,
+            file: file.map(|f| f.1),
         };
         self.counting = Some(Position {
             time: anchor,
@@ -247,7 +252,9 @@ impl State {
             marks: [None; 2],
         });
         let i = idx(stream);
-        if self.skip.is_some_and(|s| at <= s) || self.marks[i].is_some_and(|m| at <= m) {
+        if self.skip.is_some_and(|s| at.not_after(&s))
+            || self.marks[i].is_some_and(|m| at.not_after(&m))
+        {
             out(Output::Notice(Notice::DuplicateSkipped));
             return;
         }
@@ -256,7 +263,7 @@ impl State {
         // earlier than the newest one counts at the same place as the frame before it, so
         // the other stream's delivered frame can still come at exactly this place.
         for m in &mut self.marks {
-            if m.is_some_and(|m| m < at) {
+            if m.is_some_and(|m| m.place_cmp(&at).is_lt()) {
                 *m = None;
             }
         }
@@ -279,15 +286,21 @@ impl State {
         }
         let scratch = &mut self.scratch;
         self.mergers[i].push(time, text, |line| scratch.push(line));
+        // A line of another time than this piece was flushed by it: it ended earlier.
+        let prev = self.last_piece[i].replace(at).unwrap_or(at);
+        let end_of = |line: &Line| if line.time == time { at } else { prev };
         if !pending_before && !self.any_pending() && self.held.is_empty() {
             // The common case: whole lines, nothing held.
             for line in self.scratch.drain(..) {
-                emit(out, stream, line, pos, false, before, at);
+                let end = end_of(&line);
+                emit(out, stream, line, pos, false, before, end);
             }
             return;
         }
-        self.held
-            .extend(self.scratch.drain(..).map(|l| (stream, l, at)));
+        self.held.extend(self.scratch.drain(..).map(|l| {
+            let end = end_of(&l);
+            (stream, l, end)
+        }));
         if !self.any_pending() {
             self.release(pos, out);
         } else if self.held.len() > HOLD_MAX {
@@ -317,7 +330,8 @@ impl State {
         let pos = self.pos.unwrap_or_default();
         for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
             if let Some(line) = self.mergers[i].flush() {
-                self.held.push((stream, line, pos.mark()));
+                let end = self.last_piece[i].unwrap_or(pos.mark());
+                self.held.push((stream, line, end));
             }
         }
         self.release(pos, out);
@@ -437,6 +451,7 @@ mod tests {
         let at = |s: &str, n| Mark {
             time: ts(s),
             frames_at_time: n,
+            file: None,
         };
         let bytes = [
             frame(1, b"2026-01-01T00:00:01Z a\n"),
@@ -499,6 +514,34 @@ mod tests {
         let (again, _) = run(&mut d, &bytes, false);
         let texts: Vec<_> = again.iter().map(|l| l.1.as_str()).collect();
         assert_eq!(texts, vec!["b"], "m was delivered; b was not");
+    }
+
+    /// Text left without a newline is handed out when a piece of another time comes: it
+    /// ends at its own piece, not at the piece that flushed it (else a mark set after it
+    /// would cover the next line).
+    #[test]
+    fn a_line_flushed_by_a_later_piece_ends_at_its_own() {
+        let bytes = [
+            frame(1, b"2026-01-01T00:00:01Z plain"),
+            frame(1, b"2026-01-01T00:00:02Z \n"),
+        ]
+        .concat();
+        let mut d = LogDecoder::new(Some(false), 1024, None);
+        d.buffer().extend(&bytes);
+        let mut ends = Vec::new();
+        d.drain(false, &mut |o| {
+            if let Output::Line { line, end, .. } = o {
+                ends.push((String::from_utf8(line.text).unwrap(), end.time));
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            ends,
+            vec![
+                ("plain".to_owned(), ts("2026-01-01T00:00:01Z")),
+                (String::new(), ts("2026-01-01T00:00:02Z"))
+            ]
+        );
     }
 
     #[test]

@@ -195,11 +195,30 @@ pub struct Position {
     pub marks: [Option<Mark>; 2],
 }
 
-/// A frame's place in the counting of [`Position`], without the file: for marks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+/// A frame's place: in the counting of [`Position`], and, read from a file, the byte
+/// offset just past it. For marks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mark {
     pub time: Timestamp,
     pub frames_at_time: u32,
+    pub file: Option<FilePos>,
+}
+
+impl Mark {
+    /// Which place comes first. Two places in the same file compare by offset (exact:
+    /// lines stamped out of order across the streams count at the same place, but never
+    /// end at the same offset); others by the counting.
+    pub fn place_cmp(&self, other: &Mark) -> std::cmp::Ordering {
+        match (self.file, other.file) {
+            (Some(a), Some(b)) if a.same_file(&b) => a.offset.cmp(&b.offset),
+            _ => (self.time, self.frames_at_time).cmp(&(other.time, other.frames_at_time)),
+        }
+    }
+
+    /// At or before `other`.
+    pub fn not_after(&self, other: &Mark) -> bool {
+        self.place_cmp(other).is_le()
+    }
 }
 
 impl Position {
@@ -208,18 +227,23 @@ impl Position {
         Mark {
             time: self.time,
             frames_at_time: self.frames_at_time,
+            file: self.file,
         }
     }
 
     /// Whether a frame counted at `at` of `stream` was delivered by this position: at or
     /// before it, or at or before the stream's mark.
     pub fn covers(&self, stream: Stream, at: Mark) -> bool {
-        at <= self.mark() || self.marks[stream.index()].is_some_and(|m| at <= m)
+        at.not_after(&self.mark()) || self.marks[stream.index()].is_some_and(|m| at.not_after(&m))
     }
 
-    /// Whether any mark is past the position itself.
+    /// Whether any mark is at or past the position itself (one at the same place still
+    /// says which of two frames counted there was delivered).
     pub fn has_marks(&self) -> bool {
-        self.marks.iter().flatten().any(|m| *m > self.mark())
+        self.marks
+            .iter()
+            .flatten()
+            .any(|m| self.mark().not_after(m))
     }
 }
 
@@ -258,6 +282,10 @@ pub struct Record {
     /// batch (a dropped line is not read again after a restart).
     pub dropped: bool,
 }
+
+/// What a record costs besides its message and fields, for the byte bounds: the record
+/// itself (176 bytes) and its allocations' headers.
+pub const RECORD_OVERHEAD: usize = 200;
 
 /// Parsed fields of a message, kept as the text of one JSON object on one line: made once
 /// on the follower's thread, written as they are by the sinks. (A map per record, made on
@@ -327,13 +355,14 @@ impl Record {
             Fields::Json(text) => text.len(),
             Fields::None | Fields::Message => 0,
         };
-        self.message.len() + 160 + fields
+        self.message.len() + RECORD_OVERHEAD + fields
     }
 
     /// A field's value as text, for templates: strings as they are, other values as JSON.
     /// Reads the fields' text (a sink that names fields in templates pays for it).
     pub fn field_text(&self, key: &str) -> Option<String> {
-        let map: std::collections::HashMap<&str, &serde_json::value::RawValue> =
+        // Keys as owned strings: a key with an escape cannot be borrowed from the text.
+        let map: std::collections::HashMap<String, &serde_json::value::RawValue> =
             serde_json::from_str(self.fields_text()?).ok()?;
         let raw = map.get(key)?.get();
         match serde_json::from_str::<serde_json::Value>(raw).ok()? {
@@ -496,6 +525,14 @@ mod tests {
         assert_eq!(r.field_text("n").as_deref(), Some("3"));
         assert_eq!(r.field_text("level").as_deref(), Some("warn"));
         assert_eq!(r.field_text("missing"), None);
+        r.message = r#"{"level":"warn","a\"b":1}"#.into();
+        r.fields = Fields::Message;
+        assert_eq!(
+            r.field_text("level").as_deref(),
+            Some("warn"),
+            "an escaped key elsewhere"
+        );
+        assert_eq!(r.field_text("a\"b").as_deref(), Some("1"));
     }
 
     #[test]

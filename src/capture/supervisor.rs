@@ -250,6 +250,7 @@ impl Supervisor {
                 self.completed.remove(&id);
                 self.ignored.remove(&id);
                 self.restart_wanted.remove(&id);
+                self.label_errors.remove(&id);
                 self.positions.forget(&id);
             }
             "rename" => {

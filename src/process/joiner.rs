@@ -163,12 +163,17 @@ impl Joiner {
         let oldest = self
             .oldest(|_| true)
             .and_then(|i| self.sides[i].open.as_ref());
-        let mut base = match oldest {
-            Some(o) => o.start,
-            None => self.last_after?,
+        let Some(o) = oldest else {
+            // Nothing open: everything read so far was handed out.
+            let mut after = self.last_after?;
+            after.marks = [None; 2];
+            return Some(after);
         };
+        let mut base = o.start;
         let at = base.mark();
-        base.marks = [0, 1].map(|k| self.sides[k].mark.filter(|m| *m > at));
+        // A mark at the base's very place is kept: a frame of the other stream may count
+        // at the same place.
+        base.marks = [0, 1].map(|k| self.sides[k].mark.filter(|m| at.not_after(m)));
         Some(base)
     }
 
@@ -186,8 +191,12 @@ impl Joiner {
             .map(|(_, i)| i)
     }
 
-    fn emit(&mut self, i: usize, o: Open, out: &mut impl FnMut(Joined)) {
+    fn emit(&mut self, i: usize, mut o: Open, out: &mut impl FnMut(Joined)) {
         self.sides[i].mark = Some(o.end);
+        if o.lines > 1 {
+            // Grown by doubling; the queue's byte bound counts lengths.
+            o.text.shrink_to_fit();
+        }
         let position = self.position().unwrap_or(o.start);
         out(Joined {
             stream: Stream::BOTH[i],

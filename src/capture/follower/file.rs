@@ -117,6 +117,9 @@ impl FileSource<'_> {
                             self.ctx.short(),
                             file.path.display()
                         );
+                        // Deliver what was read, open multiline records too, as the API
+                        // source does when its container is gone.
+                        let _ = ctx.flush(&mut dec);
                         break EndReason::Gone;
                     }
                 }
@@ -151,7 +154,10 @@ impl FileSource<'_> {
                     match self.rewind_if_truncated(&mut file) {
                         Ok(false) => {}
                         Ok(true) => continue,
-                        Err(()) => break EndReason::Gone,
+                        Err(()) => {
+                            let _ = ctx.flush(&mut dec);
+                            break EndReason::Gone;
+                        }
                     }
                 }
                 settled

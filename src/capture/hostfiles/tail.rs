@@ -225,6 +225,11 @@ fn take(
         end: Mark {
             time: now,
             frames_at_time: 0,
+            file: Some(FilePos {
+                dev: id.dev,
+                ino: id.ino,
+                offset: line.end,
+            }),
         },
         text: String::from_utf8(line.text)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
