@@ -107,8 +107,8 @@ impl LogDecoder {
                 ],
                 pos: resume,
                 counting: None,
-                skip: resume.map(|p| p.mark()),
-                marks: resume.map_or([None; 2], |p| p.marks),
+                skip: resume.map(|p| by_time(p.mark())),
+                marks: resume.map_or([None; 2], |p| p.marks.map(|m| m.map(by_time))),
                 hold_from: None,
                 held: Vec::new(),
                 scratch: Vec::new(),
@@ -126,7 +126,7 @@ impl LogDecoder {
     /// bytes of the old body.
     pub fn restart(&mut self) {
         self.frames.clear();
-        self.state.skip = self.state.pos.map(|p| p.mark());
+        self.state.skip = self.state.pos.map(|p| by_time(p.mark()));
         self.state.counting = None;
     }
 
@@ -195,6 +195,9 @@ impl LogDecoder {
     pub fn continue_from_resume(&mut self) {
         self.state.skip = None;
         self.state.counting = self.state.pos;
+        // Reading goes on in the very file of the position (the follower checked it): its
+        // marks' byte offsets are exact there.
+        self.state.marks = self.state.pos.map_or([None; 2], |p| p.marks);
     }
 
     /// At the end of the log: hands out text left without a newline.
@@ -336,6 +339,13 @@ impl State {
         }
         self.release(pos, out);
     }
+}
+
+/// A mark compared by the counting only. Unless reading resumes in the position's own
+/// file, byte offsets say nothing: Docker deletes rotated logs, and their inode numbers
+/// come back for new files.
+fn by_time(m: Mark) -> Mark {
+    Mark { file: None, ..m }
 }
 
 fn emit(
