@@ -1000,24 +1000,7 @@ fn join_file(bytes: &[u8], from: u64, resume: Option<Position>) -> Vec<Joined> {
     let now = std::time::Instant::now();
     let mut out = Vec::new();
     let mut take = |o: Output, out: &mut Vec<Joined>| {
-        if let Output::Line {
-            stream,
-            line,
-            position,
-            before,
-            end,
-            ..
-        } = o
-        {
-            let l = JoinLine {
-                stream,
-                time: line.time,
-                text: String::from_utf8_lossy(&line.text).into_owned(),
-                truncated: line.truncated,
-                after: position,
-                before,
-                end,
-            };
+        if let Some(l) = JoinLine::from_output(o) {
             joiner.push(l, now, &mut |r| out.push(r));
         }
     };

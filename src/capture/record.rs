@@ -233,6 +233,7 @@ impl Position {
 
     /// Whether a frame counted at `at` of `stream` was delivered by this position: at or
     /// before it, or at or before the stream's mark.
+    #[cfg(test)]
     pub fn covers(&self, stream: Stream, at: Mark) -> bool {
         at.not_after(&self.mark()) || self.marks[stream.index()].is_some_and(|m| at.not_after(&m))
     }
@@ -370,6 +371,15 @@ impl Record {
             serde_json::Value::Null => None,
             _ => Some(raw.to_owned()),
         }
+    }
+}
+
+/// A line's bytes as a record's message: valid UTF-8 as it is (no copy), invalid bytes
+/// replaced by U+FFFD.
+pub fn message_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 

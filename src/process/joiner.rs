@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use super::detect::Detector;
 use super::rules::MultilineSpec;
-use crate::capture::record::{Mark, Position, Stream};
+use crate::capture::decode::Output;
+use crate::capture::record::{message_text, Mark, Position, Stream};
 use crate::capture::timestamp::Timestamp;
 
 /// One line, as the decoder hands it out.
@@ -31,6 +32,44 @@ pub struct JoinLine {
     pub before: Position,
     /// The line's last frame.
     pub end: Mark,
+}
+
+impl JoinLine {
+    /// The line of a decoder output, if it is one.
+    pub fn from_output(o: Output) -> Option<JoinLine> {
+        match o {
+            Output::Line {
+                stream,
+                line,
+                position,
+                before,
+                end,
+                ..
+            } => Some(JoinLine {
+                stream,
+                time: line.time,
+                text: message_text(line.text),
+                truncated: line.truncated,
+                after: position,
+                before,
+                end,
+            }),
+            Output::Notice(_) => None,
+        }
+    }
+}
+
+/// A line that is its record (no multiline rule): the position after it.
+impl From<JoinLine> for Joined {
+    fn from(l: JoinLine) -> Joined {
+        Joined {
+            stream: l.stream,
+            time: l.time,
+            text: l.text,
+            truncated: l.truncated,
+            position: l.after,
+        }
+    }
 }
 
 /// A record, joined.

@@ -38,24 +38,7 @@ fn run(
     let mut out = Vec::new();
     let now = Instant::now();
     let take = |o: Output, joiner: &mut Joiner, out: &mut Vec<Joined>| {
-        if let Output::Line {
-            stream,
-            line,
-            position,
-            before,
-            end,
-            ..
-        } = o
-        {
-            let l = JoinLine {
-                stream,
-                time: line.time,
-                text: String::from_utf8_lossy(&line.text).into_owned(),
-                truncated: line.truncated,
-                after: position,
-                before,
-                end,
-            };
+        if let Some(l) = JoinLine::from_output(o) {
             joiner.push(l, now, &mut |j| out.push(j));
         }
     };

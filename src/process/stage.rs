@@ -11,7 +11,6 @@ use crate::capture::record::Position;
 
 /// The stage of one container or file.
 pub struct Stage {
-    pub shaping: Arc<Shaping>,
     joiner: Option<Joiner>,
 }
 
@@ -23,7 +22,7 @@ impl Stage {
             .multiline
             .clone()
             .map(|spec| Joiner::new(spec, max_bytes, resume));
-        Stage { shaping, joiner }
+        Stage { joiner }
     }
 
     /// Takes one line; hands out the records it completes, each with whether the next
@@ -37,16 +36,7 @@ impl Stage {
     ) {
         match &mut self.joiner {
             Some(j) => j.push(line, now, &mut |r| out(r, false)),
-            None => out(
-                Joined {
-                    stream: line.stream,
-                    time: line.time,
-                    text: line.text,
-                    truncated: line.truncated,
-                    position: line.after,
-                },
-                continues,
-            ),
+            None => out(Joined::from(line), continues),
         }
     }
 

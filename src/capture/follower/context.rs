@@ -260,45 +260,18 @@ impl Context {
     /// stage, when a rule shapes this container).
     pub fn output(&self, meta: &Arc<ContainerMeta>, o: Output, batch: &mut Vec<Record>) {
         match o {
-            Output::Line {
-                stream,
-                line,
-                position,
-                continues,
-                before,
-                end,
-            } => {
+            Output::Line { continues, .. } => {
+                let Some(line) = JoinLine::from_output(o) else {
+                    return;
+                };
                 if line.truncated {
                     self.metrics.lines_truncated.inc();
                 }
-                let text = match String::from_utf8(line.text) {
-                    Ok(s) => s,
-                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                };
-                let joined = Joined {
-                    stream,
-                    time: line.time,
-                    text,
-                    truncated: line.truncated,
-                    position,
-                };
-                let mut stage = self.stage.borrow_mut();
-                match stage.as_mut() {
-                    None => self.record(meta, joined, continues, batch),
-                    Some(stage) => {
-                        let l = JoinLine {
-                            stream,
-                            time: joined.time,
-                            text: joined.text,
-                            truncated: joined.truncated,
-                            after: position,
-                            before,
-                            end,
-                        };
-                        stage.push(l, continues, Instant::now(), &mut |r, c| {
-                            self.record(meta, r, c, batch)
-                        });
-                    }
+                match self.stage.borrow_mut().as_mut() {
+                    None => self.record(meta, Joined::from(line), continues, batch),
+                    Some(stage) => stage.push(line, continues, Instant::now(), &mut |r, c| {
+                        self.record(meta, r, c, batch)
+                    }),
                 }
             }
             Output::Notice(Notice::DaemonError(text)) => {

@@ -79,9 +79,12 @@ impl HostFiles {
     /// The rule stage of the file at `path`, if a rule shapes it.
     fn shaping_for(&self, path: &str) -> Option<tail::FileShaping> {
         self.rules.for_path(path).map(|shaping| tail::FileShaping {
-            stage: Stage::new(shaping, self.max_line_bytes, None),
-            parse_errors: self.metrics.parse_errors.clone(),
-            dropped: self.metrics.records_dropped.with_label_values(&["rule"]),
+            stage: Stage::new(shaping.clone(), self.max_line_bytes, None),
+            shaper: tail::Shaper {
+                shaping,
+                parse_errors: self.metrics.parse_errors.clone(),
+                dropped: self.metrics.records_dropped.with_label_values(&["rule"]),
+            },
         })
     }
     /// The files thread of `[files]`; `None` when `paths` is empty. It polls every 250 ms.

@@ -10,22 +10,58 @@ use std::sync::Arc;
 
 use super::lines::{Line, Splitter};
 use super::start::{FileId, Found};
-use crate::capture::record::{FilePos, HostFileMeta, Mark, Origin, Position, Record, Stream};
+use crate::capture::record::{
+    message_text, FilePos, HostFileMeta, Origin, Position, Record, Stream,
+};
 use crate::capture::timestamp::Timestamp;
 use crate::process::joiner::{JoinLine, Joined};
+use crate::process::rules::Shaping;
 use crate::process::stage::Stage;
 
-/// A file's rule stage, and where it counts messages that do not parse.
+/// A file's rule stage, and what shapes the records it hands out.
 pub struct FileShaping {
     pub stage: Stage,
-    pub parse_errors: prometheus::IntCounter,
-    /// `records_dropped_total{reason="rule"}`.
-    pub dropped: prometheus::IntCounter,
+    pub shaper: Shaper,
 }
 
 impl std::fmt::Debug for FileShaping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FileShaping")
+    }
+}
+
+/// Makes the stage's records: shaped by the rule, counted, queued in `out`.
+pub struct Shaper {
+    pub shaping: Arc<Shaping>,
+    pub parse_errors: prometheus::IntCounter,
+    /// `records_dropped_total{reason="rule"}`.
+    pub dropped: prometheus::IntCounter,
+}
+
+impl Shaper {
+    /// A record of the rule stage, shaped (fields, or dropped). A dropped record stays
+    /// only to carry its position, until the next record of the same file covers it.
+    fn push(&self, j: Joined, meta: &Arc<HostFileMeta>, out: &mut Vec<Record>) {
+        let (fields, dropped) = self.shaping.shape(&j.text, &self.parse_errors);
+        if dropped {
+            self.dropped.inc();
+        }
+        let same_file =
+            |r: &Record| matches!(&r.origin, Origin::HostFile(m) if Arc::ptr_eq(m, meta));
+        if out.last().is_some_and(|r| r.dropped && same_file(r)) {
+            out.pop();
+        }
+        out.push(Record {
+            time: j.time,
+            stream: None,
+            message: if dropped { String::new() } else { j.text },
+            truncated: j.truncated,
+            origin: Origin::HostFile(meta.clone()),
+            position: j.position,
+            continues: false,
+            fields,
+            dropped,
+        });
     }
 }
 
@@ -144,11 +180,8 @@ impl Tailed {
             } = self;
             take(line, Timestamp::now(), *id, meta, shaping, line_start, out);
         }
-        if let Some(s) = &mut self.shaping {
-            let (meta, counters) = (&self.meta, (&s.parse_errors, &s.dropped));
-            let stage = &mut s.stage;
-            let shaping = stage.shaping.clone();
-            stage.finish(&mut |j, _| push_shaped(j, meta, &shaping, counters, out));
+        if let Some(FileShaping { stage, shaper }) = &mut self.shaping {
+            stage.finish(&mut |j, _| shaper.push(j, &self.meta, out));
         }
         self.emitted |= out.len() > before;
     }
@@ -156,13 +189,9 @@ impl Tailed {
     /// Hands out the multiline records of this file quiet for the timeout.
     pub fn tick(&mut self, out: &mut Vec<Record>) {
         let before = out.len();
-        if let Some(s) = &mut self.shaping {
-            let (meta, counters) = (&self.meta, (&s.parse_errors, &s.dropped));
-            let stage = &mut s.stage;
-            let shaping = stage.shaping.clone();
-            stage.tick(std::time::Instant::now(), &mut |j, _| {
-                push_shaped(j, meta, &shaping, counters, out)
-            });
+        if let Some(FileShaping { stage, shaper }) = &mut self.shaping {
+            let now = std::time::Instant::now();
+            stage.tick(now, &mut |j, _| shaper.push(j, &self.meta, out));
         }
         self.emitted |= out.len() > before;
     }
@@ -202,11 +231,27 @@ fn take(
     out: &mut Vec<Record>,
 ) {
     let start = std::mem::replace(line_start, line.end);
-    let Some(s) = shaping else {
+    let Some(FileShaping { stage, shaper }) = shaping else {
         out.push(record(line, now, id, meta));
         return;
     };
-    let at = |offset: u64| Position {
+    let l = JoinLine {
+        stream: Stream::Stdout,
+        time: now,
+        truncated: line.truncated,
+        after: at(now, id, line.end),
+        before: at(now, id, start),
+        end: at(now, id, line.end).mark(),
+        text: message_text(line.text),
+    };
+    stage.push(l, false, std::time::Instant::now(), &mut |j, _| {
+        shaper.push(j, meta, out)
+    });
+}
+
+/// The position at `offset` of file `id`, read at `now`.
+fn at(now: Timestamp, id: FileId, offset: u64) -> Position {
+    Position {
         time: now,
         frames_at_time: 0,
         file: Some(FilePos {
@@ -215,83 +260,18 @@ fn take(
             offset,
         }),
         marks: [None; 2],
-    };
-    let l = JoinLine {
-        stream: Stream::Stdout,
-        time: now,
-        truncated: line.truncated,
-        after: at(line.end),
-        before: at(start),
-        end: Mark {
-            time: now,
-            frames_at_time: 0,
-            file: Some(FilePos {
-                dev: id.dev,
-                ino: id.ino,
-                offset: line.end,
-            }),
-        },
-        text: String::from_utf8(line.text)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    };
-    let counters = (&s.parse_errors, &s.dropped);
-    let shaping = s.stage.shaping.clone();
-    s.stage
-        .push(l, false, std::time::Instant::now(), &mut |j, _| {
-            push_shaped(j, meta, &shaping, counters, out)
-        });
-}
-
-/// A record of the rule stage, shaped (fields, or dropped). A dropped record stays only
-/// to carry its position, until the next record of the same file covers it.
-fn push_shaped(
-    j: Joined,
-    meta: &Arc<HostFileMeta>,
-    shaping: &crate::process::rules::Shaping,
-    (parse_errors, dropped_count): (&prometheus::IntCounter, &prometheus::IntCounter),
-    out: &mut Vec<Record>,
-) {
-    let (fields, dropped) = shaping.shape(&j.text, parse_errors);
-    if dropped {
-        dropped_count.inc();
     }
-    let same_file = |r: &Record| matches!(&r.origin, Origin::HostFile(m) if Arc::ptr_eq(m, meta));
-    if out.last().is_some_and(|r| r.dropped && same_file(r)) {
-        out.pop();
-    }
-    out.push(Record {
-        time: j.time,
-        stream: None,
-        message: if dropped { String::new() } else { j.text },
-        truncated: j.truncated,
-        origin: Origin::HostFile(meta.clone()),
-        position: j.position,
-        continues: false,
-        fields,
-        dropped,
-    });
 }
 
 /// A line read at `now` as a record; its position is just past the line.
 fn record(line: Line, now: Timestamp, id: FileId, meta: &Arc<HostFileMeta>) -> Record {
-    let message = String::from_utf8(line.text)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     Record {
         time: now,
         stream: None,
-        message,
+        message: message_text(line.text),
         truncated: line.truncated,
         origin: Origin::HostFile(meta.clone()),
-        position: Position {
-            time: now,
-            frames_at_time: 0,
-            file: Some(FilePos {
-                dev: id.dev,
-                ino: id.ino,
-                offset: line.end,
-            }),
-            marks: [None; 2],
-        },
+        position: at(now, id, line.end),
         continues: false,
         fields: crate::capture::record::Fields::None,
         dropped: false,
