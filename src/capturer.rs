@@ -92,6 +92,10 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let sink_health = Arc::new(DeliveryHealth::default());
     let health = Arc::new(Health::new(sink_health.clone()));
+    for warning in config.insecure_sinks() {
+        log::warn!("{warning}");
+        health.add_warning(warning);
+    }
     let registry = Arc::new(StreamRegistry::default());
     let host = host_name();
     let dispatcher = Dispatcher::new(

@@ -1,7 +1,9 @@
 //! What `/health` reports: Docker answers, the events stream is up, no sink has failed
 //! continuously for 60 s (a local sink, the file sink: at its first failure), and the
 //! positions file can be written. Each part is set by the thread that observes it; every
-//! problem is listed in `reasons` with its cause.
+//! problem is listed in `reasons` with its cause. `warnings` lists what is unsafe but
+//! not broken, or not yet: a sink with `tls.insecure_skip_verify`, a sink retrying for
+//! less than 60 s with its last error. Warnings do not degrade the status.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub struct Health {
     /// Why the events stream is down (the last error), if it is.
     events_problem: parking_lot::Mutex<Option<String>>,
     delivery: Arc<DeliveryHealth>,
+    /// Set at start; shown while the service runs, status unchanged.
+    warnings: Mutex<Vec<String>>,
 }
 
 /// What the dispatcher reports: which sinks fail and why, and whether positions are saved.
@@ -106,6 +110,26 @@ impl DeliveryHealth {
             .collect()
     }
 
+    /// The sinks failing for less than [`SINK_FAILING_LIMIT`] (not yet a problem: most
+    /// outages are short), each with its last error, as `/health` lists them under
+    /// `warnings`: a TLS or credentials mistake shows at once.
+    pub(crate) fn retrying(&self) -> Vec<String> {
+        let now = Instant::now();
+        let sinks = self.sinks.lock();
+        let retrying = sinks.iter().filter_map(|s| {
+            let (since, error) = s.failing.as_ref()?;
+            let failing_for = now.duration_since(*since);
+            (!s.at_once && failing_for < SINK_FAILING_LIMIT).then(|| {
+                format!(
+                    "sink {} is retrying (failing for {}s): {error}",
+                    s.name,
+                    failing_for.as_secs()
+                )
+            })
+        });
+        retrying.collect()
+    }
+
     /// Every problem, as `/health` lists it.
     pub(crate) fn reasons(&self) -> Vec<String> {
         let mut reasons: Vec<String> = self
@@ -129,6 +153,8 @@ struct Report<'a> {
     events: bool,
     active_streams: usize,
     reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 impl Health {
@@ -138,7 +164,13 @@ impl Health {
             events_up: AtomicBool::new(false),
             events_problem: parking_lot::Mutex::new(None),
             delivery,
+            warnings: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Something unsafe but working, listed under `warnings` (status unchanged).
+    pub fn add_warning(&self, warning: String) {
+        self.warnings.lock().push(warning);
     }
 
     pub fn set_docker(&self, ok: bool) {
@@ -175,6 +207,13 @@ impl Health {
             events,
             active_streams,
             reasons,
+            warnings: self
+                .warnings
+                .lock()
+                .iter()
+                .cloned()
+                .chain(self.delivery.retrying())
+                .collect(),
         };
         let body = serde_json::to_string(&report).unwrap_or_else(|_| "{}".to_string());
         (healthy, body)
@@ -189,6 +228,11 @@ mod tests {
     fn a_sink_counts_as_failing_after_the_limit_or_at_once() {
         let h = DeliveryHealth::default();
         h.sink_failing("loki-1", "connection refused", false);
+        assert_eq!(
+            h.retrying(),
+            vec!["sink loki-1 is retrying (failing for 0s): connection refused".to_string()]
+        );
+        assert!(h.reasons().is_empty(), "not a problem yet");
         h.sink_ok("file-0");
         assert_eq!(h.failing(Duration::ZERO), vec!["loki-1".to_string()]);
         assert!(

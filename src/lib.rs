@@ -12,6 +12,7 @@
 //!   [`capture::record::Record`].
 //! - [`sink`]: the bounded queue, the dispatcher (batches, retries, acks) and the sinks:
 //!   file, stdout, Loki, Elasticsearch.
+//! - [`tls`]: the network sinks' TLS (private CAs, client certificates, `server_name`).
 //! - [`process`]: the rule stage's pure parts: multiline trace detection and the
 //!   message parsers (JSON, logfmt, regex).
 //! - [`positions`]: acknowledged positions, persisted atomically.
@@ -33,6 +34,7 @@ pub mod process;
 pub mod server;
 pub mod shutdown;
 pub mod sink;
+pub mod tls;
 
 pub use capturer::{run, FatalError};
 pub use metrics::Metrics;

@@ -87,6 +87,9 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
+        for warning in config.insecure_sinks() {
+            eprintln!("log-capturer: warning: {warning}");
+        }
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }

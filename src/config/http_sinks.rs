@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::sections::secs;
 use super::units::{deserialize_from_str, HumanDuration, InvalidValue};
-use super::Secret;
+use super::{Secret, TlsConfig};
 
 /// Grafana Loki: batches pushed to `<url>/loki/api/v1/push`, one stream per distinct
 /// label set. `Default` has an empty `url`, which validation rejects: the file must name
@@ -43,6 +43,9 @@ pub struct LokiSinkConfig {
     pub gzip: bool,
     /// Per request.
     pub timeout: HumanDuration,
+    /// HTTPS: extra CA, client certificate, name to verify (README, Sinks).
+    #[serde(skip_serializing_if = "TlsConfig::is_default")]
+    pub tls: TlsConfig,
 }
 
 impl Default for LokiSinkConfig {
@@ -67,6 +70,7 @@ impl Default for LokiSinkConfig {
             line_format: LineFormat::Message,
             gzip: true,
             timeout: secs(10),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -133,6 +137,9 @@ pub struct ElasticsearchSinkConfig {
     pub api_key: Option<Secret>,
     /// Per request.
     pub timeout: HumanDuration,
+    /// HTTPS: extra CA, client certificate, name to verify (README, Sinks).
+    #[serde(skip_serializing_if = "TlsConfig::is_default")]
+    pub tls: TlsConfig,
 }
 
 impl Default for ElasticsearchSinkConfig {
@@ -144,6 +151,7 @@ impl Default for ElasticsearchSinkConfig {
             password: None,
             api_key: None,
             timeout: secs(10),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -211,6 +219,7 @@ mod tests {
             line_format: LineFormat::Message,
             gzip: true,
             timeout: HumanDuration(Duration::from_secs(10)),
+            tls: TlsConfig::default(),
         };
         assert_eq!(loki, &expected);
         assert_eq!(config.sinks.len(), 1, "the default file sink is replaced");
@@ -227,6 +236,7 @@ mod tests {
             password: None,
             api_key: None,
             timeout: HumanDuration(Duration::from_secs(10)),
+            tls: TlsConfig::default(),
         };
         assert_eq!(config.sinks, [SinkConfig::Elasticsearch(expected)]);
     }
@@ -236,7 +246,8 @@ mod tests {
         let text = "[[sinks]]\ntype = \"stdout\"\n[[sinks]]\ntype = \"loki\"\n\
                     url = \"https://loki/\"\ntenant_id = \"t1\"\nbearer_token = \"tok\"\n\
                     line_format = \"json\"\ngzip = false\ntimeout = \"2s\"\n\
-                    labels = { app = \"{labels.app}\" }\n";
+                    labels = { app = \"{labels.app}\" }\n\
+                    tls = { server_name = \"loki.internal\" }\n";
         let config = Config::from_toml_str(text, "t").unwrap();
         let SinkConfig::Loki(loki) = &config.sinks[1] else {
             panic!("{config:?}");
@@ -246,6 +257,7 @@ mod tests {
         assert_eq!(loki.labels.len(), 1, "labels replace the default set");
         assert_eq!((loki.line_format, loki.gzip), (LineFormat::Json, false));
         assert_eq!(loki.timeout.get(), Duration::from_secs(2));
+        assert_eq!(loki.tls.server_name(), Some("loki.internal"));
     }
 
     fn loki_and_es(loki: LokiSinkConfig, es: ElasticsearchSinkConfig) -> Config {

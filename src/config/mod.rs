@@ -16,6 +16,7 @@
 //! - `env.rs`: environment overrides (scalar keys of the sections; never sinks).
 //! - `validate.rs`, `validate_http.rs`: checks of values that parse but cannot work;
 //!   `url.rs`: the base URLs of the HTTP sinks.
+//! - `tls.rs`: the `tls` table of the network sinks (files checked by `crate::tls`).
 //! - `secret.rs`: keeping credentials out of `--check-config` output and `Debug`.
 //! - `error.rs`: `ConfigError`.
 
@@ -29,6 +30,7 @@ mod secret;
 mod sections;
 mod sinks;
 mod template;
+mod tls;
 pub mod units;
 mod url;
 mod validate;
@@ -51,6 +53,7 @@ pub use sections::{
 };
 pub use sinks::{FileSinkConfig, SinkConfig, StdoutSinkConfig};
 pub use template::{parse_index_pattern, parse_template, IndexPart, TemplateField, TemplatePart};
+pub use tls::TlsConfig;
 pub use units::{ByteSize, HumanDuration, InvalidValue};
 
 /// The whole configuration; `Default` is the documented `config/log-capturer.toml`.
@@ -142,6 +145,22 @@ impl Config {
     /// Checks values that parse but cannot work; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate::validate(self)
+    }
+
+    /// One warning per sink that verifies no certificate (`tls.insecure_skip_verify`):
+    /// logged at every start, listed on `/health`, printed by `--check-config`.
+    pub fn insecure_sinks(&self) -> Vec<String> {
+        let insecure = |(i, s): (usize, &SinkConfig)| {
+            let tls = s.tls()?;
+            tls.insecure_skip_verify.then(|| {
+                format!(
+                    "sinks[{i}] ({}): tls.insecure_skip_verify = true: the server's certificate \
+                     is not verified, anyone on the path can read and change what is sent",
+                    s.type_name()
+                )
+            })
+        };
+        self.sinks.iter().enumerate().filter_map(insecure).collect()
     }
 
     /// The effective configuration as TOML, for `--check-config`: every key, except

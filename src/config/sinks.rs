@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sections::MIB;
 use super::units::ByteSize;
-use super::{ElasticsearchSinkConfig, LokiSinkConfig};
+use super::{ElasticsearchSinkConfig, LokiSinkConfig, TlsConfig};
 
 /// One `[[sinks]]` entry, selected by its `type` key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -29,6 +29,15 @@ impl SinkConfig {
             SinkConfig::Stdout(_) => "stdout",
             SinkConfig::Loki(_) => "loki",
             SinkConfig::Elasticsearch(_) => "elasticsearch",
+        }
+    }
+
+    /// The `tls` table of a network sink.
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        match self {
+            SinkConfig::Loki(l) => Some(&l.tls),
+            SinkConfig::Elasticsearch(e) => Some(&e.tls),
+            SinkConfig::File(_) | SinkConfig::Stdout(_) => None,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Checks of Loki and Elasticsearch sinks that parse but cannot work: a URL the sink
 //! cannot use, half-configured or doubly-configured credentials, labels Loki would
 //! reject, an index pattern Elasticsearch would reject. Each error names the key, down
-//! to `sinks[1].labels.container`.
+//! to `sinks[1].labels.container`. The `tls` files are read and checked here, as the sink
+//! will use them.
 
 use super::template::{parse_index_pattern, parse_template, IndexPart};
 use super::url::check_base_url;
 use super::validate::{check, positive};
-use super::{ConfigError, ElasticsearchSinkConfig, LokiSinkConfig, Secret};
+use super::{ConfigError, ElasticsearchSinkConfig, LokiSinkConfig, Secret, TlsConfig};
+use crate::tls::ClientTls;
 
 pub(super) fn loki(loki: &LokiSinkConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     base_url(&loki.url, &key("url"))?;
@@ -44,7 +46,8 @@ pub(super) fn loki(loki: &LokiSinkConfig, key: &dyn Fn(&str) -> String) -> Resul
             "the template must not be empty".to_owned()
         })?;
     }
-    positive(loki.timeout, &key("timeout"))
+    positive(loki.timeout, &key("timeout"))?;
+    tls(&loki.tls, &loki.url, key)
 }
 
 pub(super) fn elasticsearch(
@@ -62,7 +65,24 @@ pub(super) fn elasticsearch(
         key,
     )?;
     index(&es.index).map_err(|e| ConfigError::at(key("index"), e))?;
-    positive(es.timeout, &key("timeout"))
+    positive(es.timeout, &key("timeout"))?;
+    tls(&es.tls, &es.url, key)
+}
+
+/// The `tls` table: files read and checked as the sink will use them; TLS settings on an
+/// `http://` URL would silently do nothing, so they are refused.
+fn tls(tls: &TlsConfig, url: &str, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    if tls.is_default() {
+        return Ok(());
+    }
+    check(!url.starts_with("http://"), &key("tls"), || {
+        "is set, but url is http://: TLS applies to https:// URLs only".to_owned()
+    })?;
+    match ClientTls::new(tls) {
+        Ok(_) => Ok(()),
+        Err(e) if e.key == "tls" => Err(ConfigError::at(key("tls"), e.message)),
+        Err(e) => Err(ConfigError::at(key(&format!("tls.{}", e.key)), e.message)),
+    }
 }
 
 /// Basic auth needs both halves, and excludes the sink's token (`token_key`).
@@ -366,5 +386,26 @@ mod tests {
         ] {
             validate(es(|e| e.index = good.into())).expect(good);
         }
+    }
+
+    #[test]
+    fn tls_is_checked_with_its_files() {
+        assert_invalid(
+            loki(|l| l.tls.server_name = "loki.internal".into()),
+            "sinks[1].tls",
+            "https:// URLs only",
+        );
+        let missing = "/nonexistent/ca.pem";
+        assert_invalid(
+            es(|e| e.tls.ca_file = missing.into()),
+            "sinks[1].tls.ca_file",
+            "cannot read /nonexistent/ca.pem",
+        );
+        assert_invalid(
+            es(|e| e.tls.cert_file = missing.into()),
+            "sinks[1].tls.key_file",
+            "required when cert_file is set",
+        );
+        validate(es(|e| e.tls.insecure_skip_verify = true)).expect("insecure is allowed");
     }
 }

@@ -14,6 +14,7 @@ use super::{Batch, Sink, SinkError};
 use crate::capture::record::Record;
 use crate::config::{parse_index_pattern, ElasticsearchSinkConfig, IndexPart};
 use crate::metrics::Metrics;
+use crate::tls::ClientTls;
 
 /// `(year, month, day, hour)` of a record's time, what an index name depends on.
 type CivilHour = (i64, u32, u32, u32);
@@ -54,9 +55,10 @@ impl ElasticsearchSink {
             .map(|t| Auth::ApiKey(t.expose().to_string()));
         let auth = Auth::choose(token, &cfg.username, &cfg.password);
         let index = parse_index_pattern(&cfg.index).map_err(|e| format!("index: {e}"))?;
+        let tls = ClientTls::new(&cfg.tls).map_err(|e| format!("tls.{e}"))?;
         Ok(ElasticsearchSink {
             name,
-            http: HttpClient::new(url, auth, Vec::new(), cfg.timeout.get()),
+            http: HttpClient::new(url, auth, Vec::new(), cfg.timeout.get(), tls),
             index,
             metrics,
         })

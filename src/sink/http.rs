@@ -1,5 +1,5 @@
-//! HTTP for the network sinks: one ureq agent per sink (TCP, TLS with certificate
-//! verification, proxy from the usual environment variables), POST with authentication
+//! HTTP for the network sinks: one ureq agent per sink (TCP, the sink's TLS from
+//! [`crate::tls`], proxy from the usual environment variables), POST with authentication
 //! and optional gzip, and the classification of what came back: 2xx taken; connect
 //! errors, timeouts, 429 and 5xx transient (with the server's Retry-After); any other
 //! status a rejection carrying the server's reason. Credentials live only in the header
@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use ureq::unversioned::resolver::DefaultResolver;
 use ureq::Agent;
+
+use crate::tls::{ClientTls, TlsConnector};
 
 use super::SinkError;
 
@@ -77,12 +80,14 @@ pub struct HttpClient {
 const MAX_REPLY: u64 = 64 * 1024 * 1024;
 
 impl HttpClient {
-    /// `url` is the full endpoint; `headers` are fixed extra headers (e.g. X-Scope-OrgID).
+    /// `url` is the full endpoint; `headers` are fixed extra headers (e.g. X-Scope-OrgID);
+    /// `tls` is used for `https://` URLs.
     pub fn new(
         url: String,
         auth: Auth,
         headers: Vec<(String, String)>,
         timeout: Duration,
+        tls: ClientTls,
     ) -> HttpClient {
         let config = Agent::config_builder()
             .http_status_as_error(false)
@@ -92,7 +97,7 @@ impl HttpClient {
             .max_idle_connections_per_host(2)
             .build();
         HttpClient {
-            agent: Agent::new_with_config(config),
+            agent: Agent::with_parts(config, TlsConnector::chain(tls), DefaultResolver::default()),
             url,
             authorization: auth.header(),
             headers,

@@ -11,6 +11,7 @@ use super::http::{classify, Auth, HttpClient};
 use super::{Batch, Sink, SinkError};
 use crate::capture::record::{write_str, Origin, Record, Stream};
 use crate::config::{parse_template, LineFormat, LokiSinkConfig, TemplateField, TemplatePart};
+use crate::tls::ClientTls;
 
 pub struct LokiSink {
     name: String,
@@ -48,9 +49,10 @@ impl LokiSink {
                 parse_template(template).map_err(|e| format!("structured_metadata.{name}: {e}"))?;
             metadata.push((name.clone(), parts));
         }
+        let tls = ClientTls::new(&cfg.tls).map_err(|e| format!("tls.{e}"))?;
         Ok(LokiSink {
             name,
-            http: HttpClient::new(url, auth, headers, cfg.timeout.get()),
+            http: HttpClient::new(url, auth, headers, cfg.timeout.get(), tls),
             labels,
             metadata,
             line_format: cfg.line_format,
