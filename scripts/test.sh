@@ -44,6 +44,13 @@ if ! command -v promtool >/dev/null 2>&1; then
         || die "could not install promtool (apt-get install prometheus)"
 fi
 
+# openssl (Debian package openssl) makes the RSA and SEC1 client keys of tests/tls.rs.
+if ! command -v openssl >/dev/null 2>&1; then
+    step "installing openssl (Debian package openssl)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null \
+        || die "could not install openssl (apt-get install openssl)"
+fi
+
 step "promtool check rules config/alerts.yml; promtool test rules config/alerts.test.yml"
 promtool check rules config/alerts.yml || die "config/alerts.yml does not pass promtool check rules"
 promtool test rules config/alerts.test.yml || die "the alert unit tests (config/alerts.test.yml) fail"

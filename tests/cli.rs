@@ -59,6 +59,40 @@ fn unknown_key_exits_2_naming_key_and_file() {
 }
 
 #[test]
+fn check_config_checks_tls_files_and_warns_of_insecure_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tls.toml");
+    let sink = "[[sinks]]\ntype = \"loki\"\nurl = \"https://127.0.0.1:3100\"\n";
+    let missing = dir.path().join("no-ca.pem");
+    let text = format!("{sink}tls = {{ ca_file = \"{}\" }}\n", missing.display());
+    std::fs::write(&path, text).unwrap();
+    let out = capturer(&["--check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sinks[0].tls.ca_file: cannot read"), "{err}");
+
+    std::fs::write(
+        &path,
+        format!("{sink}tls = {{ insecure_skip_verify = true }}\n"),
+    )
+    .unwrap();
+    let out = capturer(&["--check-config", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: sinks[0] (loki): tls.insecure_skip_verify = true"),
+        "{err}"
+    );
+    let printed: toml::Value = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let tls = &printed["sinks"][0]["tls"];
+    assert_eq!(
+        tls["insecure_skip_verify"].as_bool(),
+        Some(true),
+        "{printed}"
+    );
+}
+
+#[test]
 fn taken_listen_address_is_fatal_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

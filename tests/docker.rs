@@ -18,6 +18,8 @@ mod resume;
 mod rules;
 mod sinks;
 mod strain;
+mod tls;
+mod tls_support;
 // Shared with tests/offline.rs.
 #[allow(dead_code)]
 mod util;

@@ -261,6 +261,21 @@ mod tests {
         );
     }
 
+    /// The commented `tls` lines of the example are the defaults.
+    #[test]
+    fn example_tls_lines_are_the_defaults() {
+        let lines: Vec<&str> = EXAMPLE
+            .lines()
+            .filter_map(|l| l.strip_prefix("# tls = "))
+            .collect();
+        assert_eq!(lines.len(), 2, "the Loki and Elasticsearch blocks");
+        for line in lines {
+            let table: toml::Table = format!("tls = {line}").parse().unwrap();
+            let tls: TlsConfig = table["tls"].clone().try_into().unwrap();
+            assert!(tls.is_default(), "{line}");
+        }
+    }
+
     #[test]
     fn example_sink_files_are_valid() {
         for (text, name, type_name) in [

@@ -5,7 +5,7 @@
 //! certificate refused after the handshake (TLS 1.3 refuses it on the first read), reach
 //! the sink told by [`describe_io`](super::describe_io).
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 
 use rustls::{ClientConnection, StreamOwned};
 use ureq::unversioned::transport::{
@@ -79,7 +79,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         Ok(Some(Either::B(TlsTransport {
             buffers,
             stream: StreamOwned { conn, sock },
-            client_cert,
+            tls: self.tls.clone(),
         })))
     }
 }
@@ -88,12 +88,53 @@ impl<In: Transport> Connector<In> for TlsConnector {
 pub struct TlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
-    client_cert: bool,
+    tls: ClientTls,
 }
 
 impl std::fmt::Debug for TlsTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsTransport").finish()
+    }
+}
+
+impl TlsTransport {
+    /// A failed read or write, with its TLS cause when there is one.
+    fn told(&mut self, e: std::io::Error) -> std::io::Error {
+        let client_cert = self.tls.has_client_cert();
+        if let Some(refusal) = self.pending_alert() {
+            return describe_io(refusal, client_cert);
+        }
+        let closed = matches!(
+            e.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+        );
+        if closed && !client_cert && self.tls.asked_for_client_cert() {
+            let text = format!(
+                "TLS: client certificate required: the server asked for one, none is \
+                 configured, and it closed the connection ({e}); set tls.cert_file and \
+                 tls.key_file"
+            );
+            return std::io::Error::new(e.kind(), text);
+        }
+        describe_io(e, client_cert)
+    }
+
+    /// Why the server closed, when a write failed because it did: TLS 1.3 servers refuse
+    /// a client certificate (or its absence) after the client's side of the handshake is
+    /// done, with an alert that is still unread when the request's write breaks the pipe.
+    fn pending_alert(&mut self) -> Option<std::io::Error> {
+        let StreamOwned { conn, sock } = &mut self.stream;
+        for _ in 0..16 {
+            match conn.read_tls(sock) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    if let Err(e) = conn.process_new_packets() {
+                        return Some(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+                    }
+                }
+            }
+        }
+        None
     }
 }
 
@@ -105,19 +146,19 @@ impl Transport for TlsTransport {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
-        self.stream
-            .write_all(output)
-            .map_err(|e| describe_io(e, self.client_cert))?;
-        Ok(())
+        match self.stream.write_all(output) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.told(e).into()),
+        }
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.input_append_buf();
-        let amount = self
-            .stream
-            .read(input)
-            .map_err(|e| describe_io(e, self.client_cert))?;
+        let amount = match self.stream.read(input) {
+            Ok(n) => n,
+            Err(e) => return Err(self.told(e).into()),
+        };
         self.buffers.input_appended(amount);
         Ok(amount > 0)
     }

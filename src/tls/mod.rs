@@ -21,6 +21,7 @@ mod insecure;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -41,6 +42,8 @@ pub struct ClientTls {
     server_name: Option<ServerName<'static>>,
     insecure: bool,
     client_cert: bool,
+    /// A server asked for a client certificate that is not configured.
+    asked_for_client_cert: Arc<AtomicBool>,
 }
 
 /// What is wrong with a `tls` table: the key (`ca_file`, ...) and why.
@@ -94,8 +97,11 @@ impl ClientTls {
         } else {
             builder.with_root_certificates(roots)
         };
+        let asked = Arc::new(AtomicBool::new(false));
         let config = match cfg.client_files() {
-            (None, None) => builder.with_no_client_auth(),
+            (None, None) => builder.with_client_cert_resolver(Arc::new(NoClientCert {
+                asked: asked.clone(),
+            })),
             (Some(_), None) => {
                 return Err(TlsError::new("key_file", "required when cert_file is set"))
             }
@@ -125,6 +131,7 @@ impl ClientTls {
             server_name,
             insecure: cfg.insecure_skip_verify,
             client_cert: cfg.client_files().0.is_some(),
+            asked_for_client_cert: asked,
         })
     }
 
@@ -149,6 +156,35 @@ impl ClientTls {
     /// Whether a client certificate is configured (it changes how a refusal is told).
     pub fn has_client_cert(&self) -> bool {
         self.client_cert
+    }
+
+    /// Whether a server asked this sink for a client certificate it does not have.
+    pub fn asked_for_client_cert(&self) -> bool {
+        self.asked_for_client_cert.load(Ordering::Relaxed)
+    }
+}
+
+/// No client certificate, but remembers a server asking for one: a TLS 1.3 server that
+/// requires one refuses after the client's side of the handshake, often by closing
+/// the connection before its alert can be read, and this is how the sink can still tell
+/// the cause.
+#[derive(Debug)]
+struct NoClientCert {
+    asked: Arc<AtomicBool>,
+}
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
     }
 }
 
@@ -219,10 +255,19 @@ fn check_key(
         }
         // The provider cannot tell (no public key to compare): the handshake will.
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
-        Err(e) => Err(TlsError::new(
-            "cert_file",
-            format!("the certificate cannot be used with the key: {e}"),
-        )),
+        Err(e) => {
+            let why = match e.to_string() {
+                v1 if v1.contains("UnsupportedCertVersion") => {
+                    "it is an X.509 v1 certificate; TLS needs v3 (issue it with extensions)"
+                        .to_owned()
+                }
+                other => other,
+            };
+            Err(TlsError::new(
+                "cert_file",
+                format!("the certificate cannot be used: {why}"),
+            ))
+        }
     }
 }
 
