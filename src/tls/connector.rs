@@ -101,13 +101,17 @@ impl TlsTransport {
     /// A failed read or write, with its TLS cause when there is one.
     fn told(&mut self, e: std::io::Error) -> std::io::Error {
         let client_cert = self.tls.has_client_cert();
-        if let Some(refusal) = self.pending_alert() {
-            return describe_io(refusal, client_cert);
-        }
+        // Only a peer that closed can have left an alert behind; reading after a timeout
+        // would wait out another one.
         let closed = matches!(
             e.kind(),
             ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
         );
+        if closed {
+            if let Some(refusal) = self.pending_alert() {
+                return describe_io(refusal, client_cert);
+            }
+        }
         if closed && !client_cert && self.tls.asked_for_client_cert() {
             let text = format!(
                 "TLS: client certificate required: the server asked for one, none is \
