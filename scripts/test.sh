@@ -52,8 +52,9 @@ find_loki() {
         [ -f "$xz_file" ] || continue
         command -v xz >/dev/null 2>&1 || die "$xz_file needs xz to unpack (apt-get install xz-utils)"
         step "unpacking Grafana Loki from $xz_file"
-        xz -dc "$xz_file" >"$scratch/loki" && chmod +x "$scratch/loki" || die "could not unpack $xz_file"
-        LOKI_BIN=$scratch/loki
+        mkdir -p "$scratch/bin"
+        xz -dc "$xz_file" >"$scratch/bin/loki" && chmod +x "$scratch/bin/loki" || die "could not unpack $xz_file"
+        LOKI_BIN=$scratch/bin/loki
         return 0
     done
     return 1
@@ -68,12 +69,12 @@ free_port() {
     done
 }
 
-# start_loki NAME AUTH VAR: one instance on free ports, its data and log in
-# $scratch/NAME; its URL goes to the variable VAR (not echoed: a subshell would lose the PID).
+# start_loki NAME AUTH VAR: one instance on free ports, its data in $scratch/data-NAME and
+# its log in $scratch/NAME.log; its URL goes to the variable VAR (not echoed: a subshell would lose the PID).
 start_loki() {
     local port grpc
     port=$(free_port); grpc=$(free_port)
-    LOKI_DATA="$scratch/$1" LOKI_HTTP_PORT=$port LOKI_GRPC_PORT=$grpc LOKI_AUTH=$2 \
+    LOKI_DATA="$scratch/data-$1" LOKI_HTTP_PORT=$port LOKI_GRPC_PORT=$grpc LOKI_AUTH=$2 \
         LOKI_OVERRIDES="$PWD/tests/loki/overrides.yaml" \
         "$LOKI_BIN" -config.file="$PWD/tests/loki/loki.yaml" -config.expand-env=true \
         >"$scratch/$1.log" 2>&1 &
