@@ -2,7 +2,8 @@
 //! against the daemon that `scripts/test.sh` starts. Built only with the `docker-tests`
 //! feature (`cargo test --features docker-tests`), which scripts/test.sh turns on; with the
 //! feature, a missing daemon fails these tests. The tests that need no daemon are
-//! `tests/offline.rs`.
+//! `tests/offline.rs`. With the `real-loki` feature too, the Loki sink is also tested
+//! against a real Grafana Loki (tests/loki_real.rs; a missing Loki fails them).
 
 mod capture;
 mod connections;
@@ -11,6 +12,13 @@ mod files_mode;
 mod hostfiles;
 mod image;
 mod lifecycle;
+// Against a real Grafana Loki (scripts/test.sh starts it and turns the feature on).
+#[cfg(feature = "real-loki")]
+mod loki_real;
+#[cfg(feature = "real-loki")]
+mod loki_refusals;
+#[cfg(feature = "real-loki")]
+mod loki_util;
 // The fake Loki and Elasticsearch of the sink tests (their self-tests run offline).
 #[allow(dead_code)]
 mod receivers;

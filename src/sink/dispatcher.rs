@@ -246,6 +246,22 @@ impl Dispatcher {
                     );
                     return true;
                 }
+                Err(SinkError::PartlyRejected { rejected, message }) => {
+                    let rejected = rejected.min(pending.records.len());
+                    let m = &self.metrics;
+                    m.sink_errors.with_label_values(&[&name]).inc();
+                    m.sink_rejected_records
+                        .with_label_values(&[&name])
+                        .inc_by(rejected as u64);
+                    m.sink_records
+                        .with_label_values(&[&name])
+                        .inc_by((pending.records.len() - rejected) as u64);
+                    log::error!(
+                        "sink {name}: {rejected} of {} records rejected and dropped, the rest taken: {message}",
+                        pending.records.len()
+                    );
+                    return true;
+                }
                 Err(SinkError::Transient {
                     message,
                     retry_after,

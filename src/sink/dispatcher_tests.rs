@@ -195,6 +195,26 @@ fn a_rejected_batch_is_counted_and_dropped_and_the_next_sink_still_gets_it() {
     );
 }
 
+/// Loki's 400 keeps the acceptable entries of a push: only the refused ones count as
+/// rejected, the rest as delivered, and the batch is not sent again (it would repeat them).
+#[test]
+fn a_partly_rejected_batch_counts_only_the_refused_records_and_is_not_resent() {
+    let refusal = SinkError::PartlyRejected {
+        rejected: 2,
+        message: "HTTP 400: total ignored: 2 out of 5".into(),
+    };
+    let (a, a_calls) = sink("a", vec![Err(refusal)], ok);
+    let (b, b_calls) = sink("b", vec![], ok);
+    let run = dispatch(vec![a, b], records(5), Shutdown::new());
+    assert_eq!(a_calls.lock().len(), 1, "never sent again");
+    assert_eq!(*b_calls.lock(), vec![messages(0..5)]);
+    let m = &run.metrics;
+    assert_eq!(run.counter(&m.sink_rejected_records, "a"), 2);
+    assert_eq!(run.counter(&m.sink_records, "a"), 3);
+    assert_eq!(run.counter(&m.sink_retries, "a"), 0);
+    assert_eq!(run.acked(), Some(5));
+}
+
 #[test]
 fn the_shutdown_budget_leaves_an_undelivered_batch_unacknowledged() {
     let (a, a_calls) = sink("a", vec![], ok);

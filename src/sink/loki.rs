@@ -1,7 +1,8 @@
 //! The Grafana Loki sink: `POST <url>/loki/api/v1/push` with a JSON body. Records are
 //! grouped into streams by their rendered label set (templates over record fields), and
 //! each stream's entries are sent in time order, as Loki requires. Optional gzip, tenant
-//! header, basic or bearer authentication.
+//! header, basic or bearer authentication. A 400 that names how many entries Loki refused
+//! (it keeps the rest of the push) is a partial rejection (`loki_refusal.rs`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,6 +10,9 @@ use std::time::Instant;
 
 use super::http::{classify, Auth, HttpClient};
 use super::{Batch, Sink, SinkError};
+
+#[path = "loki_refusal.rs"]
+mod refusal;
 use crate::capture::record::{write_str, Origin, Record, Stream};
 use crate::config::{parse_template, LineFormat, LokiSinkConfig, TemplateField, TemplatePart};
 use crate::tls::ClientTls;
@@ -214,7 +218,17 @@ impl Sink for LokiSink {
         let reply = self
             .http
             .post(&body, "application/json", self.gzip, deadline)?;
-        classify(self.http.url(), &reply)
+        match classify(self.http.url(), &reply) {
+            Err(SinkError::Rejected(message)) if reply.status == 400 => {
+                match refusal::refused_entries(&reply.body, batch.records.len()) {
+                    Some(rejected) if rejected < batch.records.len() => {
+                        Err(SinkError::PartlyRejected { rejected, message })
+                    }
+                    _ => Err(SinkError::Rejected(message)),
+                }
+            }
+            other => other,
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Sinks: where records go. A sink takes a whole batch and either acknowledges it (the
 //! records are handed to the destination) or fails with a classified error: transient
-//! (retry the batch later), partial (retry only these records), or rejected (retrying
-//! would not help: count, log, drop). The dispatcher owns the retry loop.
+//! (retry the batch later), partial (retry only these records), rejected (retrying
+//! would not help: count, log, drop), or partly rejected (the destination kept the rest
+//! and said how many it refused). The dispatcher owns the retry loop.
 //!
 //! # Layout
 //! - `queue`: the bounded record queue between the producers (followers, the files
@@ -82,6 +83,10 @@ pub enum SinkError {
     },
     /// The destination refused the batch; retrying would not help.
     Rejected(String),
+    /// The destination kept the batch but for `rejected` records, which retrying would
+    /// not help (Loki's 400 stores the acceptable entries of a push). Sending the batch
+    /// again would repeat the records it kept.
+    PartlyRejected { rejected: usize, message: String },
 }
 
 impl SinkError {
@@ -93,7 +98,10 @@ impl SinkError {
     }
 
     pub fn is_transient(&self) -> bool {
-        !matches!(self, SinkError::Rejected(_))
+        !matches!(
+            self,
+            SinkError::Rejected(_) | SinkError::PartlyRejected { .. }
+        )
     }
 }
 
@@ -105,6 +113,9 @@ impl fmt::Display for SinkError {
                 write!(f, "{} records to retry: {message}", retry.len())
             }
             SinkError::Rejected(m) => write!(f, "rejected: {m}"),
+            SinkError::PartlyRejected { rejected, message } => {
+                write!(f, "{rejected} records rejected: {message}")
+            }
         }
     }
 }
