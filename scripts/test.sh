@@ -50,7 +50,11 @@ find_loki() {
     local xz_file
     for xz_file in ../shared/loki/loki.xz /work/shared/loki/loki.xz; do
         [ -f "$xz_file" ] || continue
-        command -v xz >/dev/null 2>&1 || die "$xz_file needs xz to unpack (apt-get install xz-utils)"
+        if ! command -v xz >/dev/null 2>&1; then
+            step "installing xz (Debian package xz-utils) to unpack $xz_file"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xz-utils >/dev/null \
+                || die "$xz_file needs xz to unpack (apt-get install xz-utils failed)"
+        fi
         step "unpacking Grafana Loki from $xz_file"
         mkdir -p "$scratch/bin"
         xz -dc "$xz_file" >"$scratch/bin/loki" && chmod +x "$scratch/bin/loki" || die "could not unpack $xz_file"
