@@ -97,7 +97,11 @@ impl HttpClient {
             .max_idle_connections_per_host(2)
             .build();
         HttpClient {
-            agent: Agent::with_parts(config, TlsConnector::chain(tls), DefaultResolver::default()),
+            agent: Agent::with_parts(
+                config,
+                TlsConnector::chain(tls, &url),
+                DefaultResolver::default(),
+            ),
             url,
             authorization: auth.header(),
             headers,

@@ -24,8 +24,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use rustls::client::WantsClientCert;
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{ClientConfig, ConfigBuilder, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -38,6 +39,7 @@ use crate::config::TlsConfig;
 #[derive(Clone)]
 pub struct ClientTls {
     config: Arc<ClientConfig>,
+    other_hosts: Arc<ClientConfig>,
     /// Verified and sent as SNI instead of the URL's host.
     server_name: Option<ServerName<'static>>,
     insecure: bool,
@@ -74,32 +76,29 @@ impl ClientTls {
     /// Reads and checks the files of `cfg` and builds the client configuration.
     pub fn new(cfg: &TlsConfig) -> Result<ClientTls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::new("tls", format!("no usable TLS version: {e}")))?;
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         if let Some(path) = cfg.ca_file() {
-            let certs = certificates(path, "ca_file")?;
-            let (added, _ignored) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(TlsError::new(
-                    "ca_file",
-                    format!("{}: no certificate in it is a usable CA", path.display()),
-                ));
-            }
+            add_cas(&mut roots, path)?;
         }
-        let builder = if cfg.insecure_skip_verify {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(insecure::AcceptAny::new(&provider)))
-        } else {
-            builder.with_root_certificates(roots)
+        // Trust as configured; the client certificate is added for the sink's host only.
+        let trusting = || -> Result<ConfigBuilder<ClientConfig, WantsClientCert>, TlsError> {
+            let builder = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::new("tls", format!("no usable TLS version: {e}")))?;
+            Ok(if cfg.insecure_skip_verify {
+                let any = insecure::AcceptAny::new(&provider);
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(any))
+            } else {
+                builder.with_root_certificates(roots.clone())
+            })
         };
         let asked = Arc::new(AtomicBool::new(false));
         let config = match cfg.client_files() {
-            (None, None) => builder.with_client_cert_resolver(Arc::new(NoClientCert {
+            (None, None) => trusting()?.with_client_cert_resolver(Arc::new(NoClientCert {
                 asked: asked.clone(),
             })),
             (Some(_), None) => {
@@ -112,7 +111,7 @@ impl ClientTls {
                 let chain = certificates(cert, "cert_file")?;
                 let key_der = private_key(key)?;
                 check_key(&chain, &key_der, &provider, key)?;
-                builder
+                trusting()?
                     .with_client_auth_cert(chain, key_der)
                     .map_err(|e| TlsError::new("key_file", format!("{}: {e}", key.display())))?
             }
@@ -128,6 +127,7 @@ impl ClientTls {
         };
         Ok(ClientTls {
             config: Arc::new(config),
+            other_hosts: Arc::new(trusting()?.with_no_client_auth()),
             server_name,
             insecure: cfg.insecure_skip_verify,
             client_cert: cfg.client_files().0.is_some(),
@@ -149,8 +149,15 @@ impl ClientTls {
         }
     }
 
+    /// The configuration for the sink's own host (with the client certificate).
     pub fn config(&self) -> Arc<ClientConfig> {
         self.config.clone()
+    }
+
+    /// The configuration for any other host on the way (an HTTPS proxy): the same trust,
+    /// verified against that host's own name, and no client certificate.
+    pub fn other_hosts(&self) -> Arc<ClientConfig> {
+        self.other_hosts.clone()
     }
 
     /// Whether a client certificate is configured (it changes how a refusal is told).
@@ -158,9 +165,10 @@ impl ClientTls {
         self.client_cert
     }
 
-    /// Whether a server asked this sink for a client certificate it does not have.
-    pub fn asked_for_client_cert(&self) -> bool {
-        self.asked_for_client_cert.load(Ordering::Relaxed)
+    /// Whether a server asked for a client certificate this sink does not have since the
+    /// last call (the sink makes one connection at a time: the answer is that handshake's).
+    pub fn take_asked_for_client_cert(&self) -> bool {
+        self.asked_for_client_cert.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -211,9 +219,39 @@ fn certificates(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'st
     Ok(certs)
 }
 
-/// The first private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
+/// Every certificate of `ca_file` as a trust anchor; one that cannot be would leave the
+/// operator's CA out and fail later as "unknown CA", so it is refused here by position.
+fn add_cas(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
+    for (i, cert) in certificates(path, "ca_file")?.into_iter().enumerate() {
+        if let Err(e) = roots.add(cert) {
+            let n = i + 1;
+            return Err(TlsError::new(
+                "ca_file",
+                format!(
+                    "{}: certificate {n} of the file is not a usable CA: {e}",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first private key of a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC); encrypted keys
+/// are refused with what to do about them.
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let bytes = read(path, "key_file")?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(TlsError::new(
+            "key_file",
+            format!(
+                "{}: the key is encrypted, which is not supported: decrypt it into a file \
+                 only the capturer can read (openssl pkey -in KEY -out PLAIN_KEY)",
+                path.display()
+            ),
+        ));
+    }
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
         let why = match e {
             rustls_pki_types::pem::Error::NoItemsFound => {

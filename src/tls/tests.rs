@@ -125,3 +125,39 @@ fn each_refusal_names_its_key() {
     };
     assert_eq!(refusal(&bad_name).key, "server_name");
 }
+
+/// An X.509 v1 certificate (`openssl x509 -req -signkey` without extensions).
+const V1_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBFjCBvQIUROd0vVc396JpvR7oE5o4L3ABUn8wCgYIKoZIzj0EAwIwDTELMAkG
+A1UEAwwCdjEwIBcNMjYxMjAyMTAzNDA2WhgPMjEyNjExMDgxMDM0MDZaMA0xCzAJ
+BgNVBAMMAnYxMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE0p3ui1zYNwn3tdDE
+agGI9M+vYR9f3lZhGPdrrdmabIimO4E6dXS055/JKRiXM0Lz/7OQVjaBESbIfYoa
+bn9eZjAKBggqhkjOPQQDAgNIADBFAiA4u4gY3Sw9NueEUz1eevmN5Tv/eR1Sh6Pu
+WnEn5OnK1QIhAIx3Nwmn0Ldi5QoA2etbUvTO9E356/CkNsUoSX+pG49c
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn bad_certificates_and_encrypted_keys_are_named() {
+    let m = Material::new();
+    let ca = std::fs::read_to_string(m.path("ca.pem")).unwrap();
+    let broken = "-----BEGIN CERTIFICATE-----\nMIIBAA==\n-----END CERTIFICATE-----\n";
+    let bundle = m.write("bundle.pem", &format!("{ca}{broken}"));
+    let e = refusal(&tls(Some(&bundle), None, None));
+    assert_eq!(e.key, "ca_file");
+    assert!(e.message.contains("certificate 2 of the file"), "{e}");
+
+    let v1 = m.write("v1.pem", V1_CERT);
+    let key = m.path("client.key");
+    let e = refusal(&tls(None, Some(&v1), Some(&key)));
+    assert_eq!(e.key, "cert_file");
+    assert!(e.message.contains("X.509 v1"), "{e}");
+
+    let encrypted = m.write(
+        "enc.key",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAA==\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
+    let e = refusal(&tls(None, Some(&m.path("client.pem")), Some(&encrypted)));
+    assert_eq!(e.key, "key_file");
+    assert!(e.message.contains("encrypted"), "{e}");
+}
