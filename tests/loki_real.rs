@@ -209,3 +209,47 @@ fn a_loki_restart_under_load_loses_nothing() {
     let file = cap.records();
     assert_eq!(file.len(), 2 * n, "the file sink too");
 }
+
+/// The real Loki behind mutual TLS (a rustls proxy requiring a client certificate of a
+/// CA generated here, tests/tls_support.rs): the sink's `tls` table reaches it and every
+/// line arrives once.
+#[test]
+fn mutual_tls_to_a_real_loki_delivers_every_line_once() {
+    use crate::tls_support::{Pki, ServerCert, TlsProxy};
+    let _daemon = shared_daemon();
+    let url = env("LOKI_URL");
+    let port = url.rsplit(':').next().and_then(|p| p.parse().ok());
+    let pki = Pki::new("loki-mtls");
+    let names = &["127.0.0.1", "localhost"];
+    let server = pki.server(
+        ServerCert {
+            names,
+            expired: false,
+        },
+        Some(&pki),
+    );
+    let proxy = TlsProxy::start(port.expect("LOKI_URL's port"), server);
+    let (cert, key) = pki.client("capturer");
+    let u = unique("lk-mtls");
+    let tls = format!(
+        "tls = {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\" }}",
+        pki.ca_file().display(),
+        cert.display(),
+        key.display()
+    );
+    let _cap = Capturer::start(
+        &u,
+        &loki_sink(&proxy.url(), &format!("job = \"{u}\""), &tls),
+    );
+    let n = 500;
+    Container::run(
+        &u,
+        &[],
+        &format!("for i in $(seq 1 {n}); do echo \"n $i\"; done"),
+    )
+    .wait();
+    let query = LokiQuery::new(&url, None);
+    let entries = query.wait_entries(&format!("{{job=\"{u}\"}}"), n, WAIT);
+    assert_eq!(once(&counts(&entries), "n", n), (0, 0));
+    assert!(proxy.refused().is_empty(), "{:?}", proxy.refused());
+}

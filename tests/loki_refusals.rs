@@ -2,7 +2,8 @@
 //! far behind in their stream and lines over `max_line_size` are refused with a 400 that
 //! keeps the rest of the push, so only the refused records are counted as rejected and
 //! nothing else is lost or sent again; a rate limit is a 429, retried until every line is
-//! in; a push larger than the burst is refused for ever. The limits are those of
+//! in; a push larger than the burst is refused for ever, so the sink cuts its pushes down
+//! until they pass. The limits are those of
 //! tests/loki/loki.yaml and tests/loki/overrides.yaml (tenants `short-lines`, `tiny-rate`).
 
 use std::time::{Duration, Instant};
@@ -199,7 +200,7 @@ fn a_rate_limit_is_retried_until_every_line_is_in_and_a_push_over_the_burst_neve
     let log = cap.log();
     assert!(log.contains("HTTP 429") && log.contains("ingestion rate limit exceeded"));
     // A push larger than the burst is refused however long it waits: the bucket never
-    // holds that much (why pipeline.batch_bytes must stay under ingestion_burst_size_mb).
+    // holds that much (why the sink cuts its pushes down at each 429; see the next test).
     let big = over_the_burst(&u);
     let first = query.push(&big);
     std::thread::sleep(Duration::from_secs(3));
@@ -212,6 +213,60 @@ fn a_rate_limit_is_retried_until_every_line_is_in_and_a_push_over_the_burst_neve
             "{body}"
         );
     }
+}
+
+/// A batch of 1,500 lines (about 200 KB) against a tenant whose burst is 40 KB: Loki
+/// refuses that push whole for ever (429); the sink halves its pushes at each 429 until
+/// they pass, and every line arrives once.
+#[test]
+fn a_batch_over_the_burst_goes_in_parts_and_every_line_arrives_once() {
+    let _daemon = shared_daemon();
+    let url = env("LOKI_MT_URL");
+    let u = unique("lk-burst");
+    let n = 1500;
+    let c = Container::run(
+        &u,
+        &[],
+        &format!(
+            "trap 'exit 0' TERM; pad=x; while [ ${{#pad}} -lt 90 ]; do pad=\"$pad$pad\"; done; \
+             for i in $(seq 1 {n}); do echo \"n $i $pad\"; done; sleep 600 & wait"
+        ),
+    );
+    wait_for(WAIT, "the container's lines", || {
+        let logs = docker(&["logs", "--tail", "1", &c.id]);
+        logs.contains(&format!("n {n} ")).then_some(())
+    });
+    // Started after the lines were written, with a long batch timeout: one batch of all.
+    let extra = format!(
+        "[containers]\ninitial = \"beginning\"\n[pipeline]\nbatch_timeout = \"3s\"\n{}",
+        loki_sink(&url, &u, "tenant_id = \"small-burst\"")
+    );
+    let started = Instant::now();
+    let cap = Capturer::start(&u, &extra);
+    let query = LokiQuery::new(&url, Some("small-burst"));
+    let selector = format!("{{job=\"{u}\"}}");
+    query.wait_entries(&selector, n, WAIT);
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let entries: Vec<Entry> = query.entries(&selector).iter().map(head).collect();
+    let retries = sink_metric(&cap, "log_capturer_sink_retries_total", "loki-0");
+    let log = cap.log();
+    eprintln!(
+        "real Loki, burst 40 KB: {n} lines (~200 KB in one batch) all in {took:?} in parts, \
+         {retries} retries; {} entries read back",
+        entries.len()
+    );
+    assert_eq!(once(&counts(&entries), "n", n), (0, 0));
+    assert_eq!(entries.len(), n);
+    assert!(
+        log.contains("HTTP 429"),
+        "the whole batch was refused first: {log}"
+    );
+    assert!(
+        log.contains("pushes are cut down"),
+        "then pushed in parts: {log}"
+    );
+    assert_eq!(cap.metric("log_capturer_sink_rejected_records_total"), 0.0);
 }
 
 /// A push of 500 lines of 100 bytes (50 KB of lines).

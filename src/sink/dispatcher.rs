@@ -268,12 +268,28 @@ impl Dispatcher {
                 }) => (retry_after, message),
                 Err(SinkError::Partial {
                     retry,
+                    rejected,
                     message,
                     retry_after,
                 }) => {
                     let m = &self.metrics;
-                    let taken = pending.records.len().saturating_sub(retry.len()) as u64;
-                    m.sink_records.with_label_values(&[&name]).inc_by(taken);
+                    let settled = pending.records.len().saturating_sub(retry.len());
+                    let rejected = rejected.min(settled);
+                    m.sink_records
+                        .with_label_values(&[&name])
+                        .inc_by((settled - rejected) as u64);
+                    if rejected > 0 {
+                        m.sink_rejected_records
+                            .with_label_values(&[&name])
+                            .inc_by(rejected as u64);
+                        log::error!(
+                            "sink {name}: {rejected} records rejected and dropped: {message}"
+                        );
+                    }
+                    // Progress: the sink works, so the rest goes after the shortest delay.
+                    if settled > 0 {
+                        backoff.reset();
+                    }
                     subset = Some(pending.subset(&retry));
                     (
                         retry_after,

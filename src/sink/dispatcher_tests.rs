@@ -145,6 +145,7 @@ fn every_sink_takes_the_batch_before_its_positions_advance() {
 fn a_partial_failure_retries_only_the_failed_records() {
     let partial = Err(SinkError::Partial {
         retry: vec![1, 2],
+        rejected: 0,
         message: "2 of 4 failed".into(),
         retry_after: None,
     });
@@ -165,6 +166,25 @@ fn a_partial_failure_retries_only_the_failed_records() {
     assert_eq!(run.counter(&run.metrics.sink_errors, "a"), 1);
     assert_eq!(run.acked(), Some(4));
     assert!(run.health.failing(Duration::ZERO).is_empty(), "recovered");
+}
+
+#[test]
+fn a_partial_failure_counts_what_was_rejected_for_good() {
+    let partial = Err(SinkError::Partial {
+        retry: vec![3],
+        rejected: 1,
+        message: "a part pushed, 1 refused".into(),
+        retry_after: None,
+    });
+    let (a, a_calls) = sink("a", vec![partial], ok);
+    let run = dispatch(vec![a], records(4), Shutdown::new());
+    assert_eq!(
+        *a_calls.lock(),
+        vec![messages(0..4), vec!["m 3".to_owned()]]
+    );
+    assert_eq!(run.counter(&run.metrics.sink_rejected_records, "a"), 1);
+    assert_eq!(run.counter(&run.metrics.sink_records, "a"), 3, "2 + 1");
+    assert_eq!(run.acked(), Some(4));
 }
 
 #[test]

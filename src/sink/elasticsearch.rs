@@ -168,6 +168,8 @@ impl ElasticsearchSink {
                 retry.len()
             ),
             retry,
+            // Counted above, with their reasons.
+            rejected: 0,
             retry_after: None,
         })
     }

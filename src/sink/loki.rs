@@ -26,6 +26,11 @@ pub struct LokiSink {
     metadata: Vec<(String, Vec<TemplatePart>)>,
     line_format: LineFormat,
     gzip: bool,
+    /// Most records per push: halved at each 429 to a push of several records (Loki
+    /// refuses a push larger than its ingestion burst for ever; a smaller one passes),
+    /// doubled at each push taken.
+    push_limit: usize,
+    told_cut_down: bool,
 }
 
 impl LokiSink {
@@ -61,6 +66,8 @@ impl LokiSink {
             metadata,
             line_format: cfg.line_format,
             gzip: cfg.gzip,
+            push_limit: usize::MAX,
+            told_cut_down: false,
         })
     }
 
@@ -210,21 +217,70 @@ impl Sink for LokiSink {
         Some(self.http.interrupter())
     }
 
+    /// One push: the whole batch, or, after Loki's 429s, its first `push_limit` records
+    /// (the rest is returned for retry as a partial failure).
     fn write_batch(&mut self, batch: &Batch, deadline: Option<Instant>) -> Result<(), SinkError> {
-        if batch.records.is_empty() {
+        let n = batch.records.len();
+        if n == 0 {
             return Ok(());
         }
-        let body = self.encode(batch);
+        let part = n.min(self.push_limit);
+        let body = match part == n {
+            true => self.encode(batch),
+            false => self.encode(&batch.subset(&(0..part).collect::<Vec<_>>())),
+        };
         let reply = self
             .http
             .post(&body, "application/json", self.gzip, deadline)?;
+        let rest = || (part..n).collect::<Vec<_>>();
         match classify(self.http.url(), &reply) {
+            Ok(()) => {
+                self.push_limit = self.push_limit.saturating_mul(2);
+                match part == n {
+                    true => Ok(()),
+                    false => Err(SinkError::Partial {
+                        retry: rest(),
+                        rejected: 0,
+                        message: format!(
+                            "pushed {part} of {n} records (pushes are cut down after Loki's \
+                             429 answers, in case a push exceeds its burst size)"
+                        ),
+                        retry_after: None,
+                    }),
+                }
+            }
+            Err(SinkError::Transient {
+                message,
+                retry_after,
+            }) if reply.status == 429 => {
+                // A push larger than Loki's ingestion burst is refused for ever: halve
+                // the next one, down to a single record.
+                self.push_limit = (part / 2).max(1);
+                if part > 1 && !self.told_cut_down {
+                    self.told_cut_down = true;
+                    log::warn!(
+                        "sink {}: Loki answered 429 to a push of {part} records; pushes are cut \
+                         down (halved at each 429, doubled at each push taken) so that a push \
+                         over Loki's ingestion burst can pass (logged once)",
+                        self.name
+                    );
+                }
+                Err(SinkError::Transient {
+                    message,
+                    retry_after,
+                })
+            }
             Err(SinkError::Rejected(message)) if reply.status == 400 => {
-                match refusal::refused_entries(&reply.body, batch.records.len()) {
-                    Some(rejected) if rejected < batch.records.len() => {
-                        Err(SinkError::PartlyRejected { rejected, message })
-                    }
-                    _ => Err(SinkError::Rejected(message)),
+                let rejected = refusal::refused_entries(&reply.body, part).unwrap_or(part);
+                match (part == n, rejected < part) {
+                    (true, true) => Err(SinkError::PartlyRejected { rejected, message }),
+                    (true, false) => Err(SinkError::Rejected(message)),
+                    (false, _) => Err(SinkError::Partial {
+                        retry: rest(),
+                        rejected,
+                        message,
+                        retry_after: None,
+                    }),
                 }
             }
             other => other,
@@ -339,5 +395,90 @@ mod tests {
         let body = s.encode(&Batch::new(sample_records(1, "x")));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(v["streams"][0]["stream"].get("team").is_none());
+    }
+
+    /// A one-thread HTTP server on loopback that answers 429 to a push of more than
+    /// `burst` entries and 204 to others; returns its URL and the entry counts it saw.
+    fn burst_limited_loki(
+        burst: usize,
+        pushes: usize,
+    ) -> (String, std::thread::JoinHandle<Vec<usize>>) {
+        use std::io::{BufRead, BufReader, Read};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for stream in listener.incoming().take(pushes) {
+                let mut reader = BufReader::new(stream.unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let entries = v["streams"][0]["values"].as_array().unwrap().len();
+                seen.push(entries);
+                let status = if entries > burst {
+                    "429 Too Many Requests"
+                } else {
+                    "204 No Content"
+                };
+                let answer =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                std::io::Write::write_all(reader.get_mut(), answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (url, server)
+    }
+
+    #[test]
+    fn a_push_over_the_burst_is_cut_down_until_it_passes() {
+        let (url, server) = burst_limited_loki(3, 5);
+        let cfg = LokiSinkConfig {
+            url,
+            gzip: false,
+            ..LokiSinkConfig::default()
+        };
+        let mut s = LokiSink::new("loki-0".into(), &cfg).unwrap();
+        let batch = Batch::new(sample_records(10, "m"));
+        let err = s.write_batch(&batch, None).unwrap_err();
+        assert!(
+            err.is_transient() && err.to_string().contains("429"),
+            "{err}"
+        );
+        assert!(s
+            .write_batch(&batch, None)
+            .unwrap_err()
+            .to_string()
+            .contains("429"));
+        match s.write_batch(&batch, None) {
+            Err(SinkError::Partial {
+                retry, rejected: 0, ..
+            }) => {
+                assert_eq!(retry, (2..10).collect::<Vec<_>>(), "the first 2 taken")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Doubled to 4 after a push taken, which is over the burst again: halved to 2.
+        let rest = batch.subset(&(2..10).collect::<Vec<_>>());
+        assert!(s
+            .write_batch(&rest, None)
+            .unwrap_err()
+            .to_string()
+            .contains("429"));
+        match s.write_batch(&rest, None) {
+            Err(SinkError::Partial { retry, .. }) => assert_eq!(retry, (2..8).collect::<Vec<_>>()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.join().unwrap(), vec![10, 5, 2, 4, 2]);
     }
 }

@@ -75,9 +75,11 @@ pub enum SinkError {
         /// The server's Retry-After, a floor for the next delay (up to the backoff's cap).
         retry_after: Option<Duration>,
     },
-    /// Some records were taken; these (indices into the batch) failed transiently.
+    /// Some records were taken; these (indices into the batch) failed transiently, and
+    /// `rejected` others were refused for good (counted, never sent again).
     Partial {
         retry: Vec<usize>,
+        rejected: usize,
         message: String,
         retry_after: Option<Duration>,
     },
