@@ -31,6 +31,7 @@ use crate::docker::client::{ClientSettings, DockerClient};
 use crate::health::{DeliveryHealth, Health};
 use crate::metrics::Metrics;
 use crate::positions::Positions;
+use crate::reload::{ReloadSource, Reloads};
 use crate::shutdown::Shutdown;
 use crate::sink::dispatcher::{BatchSettings, Dispatcher};
 use crate::sink::{queue, Interrupter};
@@ -39,6 +40,12 @@ use crate::{capture, server, sink};
 /// A condition that stops the capturer at start (exit code 1).
 #[derive(Debug)]
 pub struct FatalError(pub String);
+
+impl From<String> for FatalError {
+    fn from(s: String) -> FatalError {
+        FatalError(s)
+    }
+}
 
 impl fmt::Display for FatalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,26 +59,19 @@ fn fatal(e: impl fmt::Display) -> FatalError {
     FatalError(e.to_string())
 }
 
-/// Runs the capturer until `shutdown` is triggered, then stops deterministically.
-pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
-    let files_mode = FilesMode::new(&config.containers).map_err(FatalError)?;
+/// Runs the capturer until `shutdown` is triggered, then stops deterministically. With
+/// `reload`, SIGHUP (a message on its channel) reloads the configuration file.
+pub fn run(
+    config: &Config,
+    shutdown: Shutdown,
+    reload: Option<ReloadSource>,
+) -> Result<(), FatalError> {
     let metrics = Arc::new(Metrics::new().map_err(|e| fatal(format!("metrics: {e}")))?);
-    let client = Arc::new(DockerClient::new(
-        ClientSettings::new(&config.docker).map_err(fatal)?,
-        metrics.clone(),
-    ));
     let http = match config.server.listen.as_str() {
         "" => None,
-        listen => Some(server::bind(listen).map_err(FatalError)?),
+        listen => Some(Arc::new(server::bind(listen).map_err(FatalError)?)),
     };
     let sinks = sink::open_all(&config.sinks, &metrics).map_err(FatalError)?;
-    let sink_names: Vec<String> = sinks.iter().map(|s| s.name().to_owned()).collect();
-    let interrupters: Vec<Interrupter> = sinks.iter().filter_map(|s| s.interrupter()).collect();
-    metrics.init_labels(&sink_names, &EndReason::ALL.map(EndReason::as_str));
-    {
-        let client = client.clone();
-        shutdown.on_trigger(move || client.shutdown());
-    }
     let run_started = Timestamp::now();
     let positions = Arc::new(Positions::open(&config.positions.path, run_started).map_err(fatal)?);
     match positions.last_run_at() {
@@ -81,95 +81,73 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         ),
         None => log::info!("positions: first run"),
     }
-
-    let (tx, rx) = queue::bounded(
-        config.pipeline.queue_records,
-        usize::try_from(config.pipeline.queue_bytes.get()).unwrap_or(usize::MAX),
-    );
-    metrics
-        .watch_queue(rx.observer())
-        .map_err(|e| fatal(format!("metrics: {e}")))?;
-    let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let sink_health = Arc::new(DeliveryHealth::default());
-    let health = Arc::new(Health::new(sink_health.clone()));
-    for warning in config.insecure_sinks() {
-        log::warn!("{warning}");
-        health.add_warning(warning);
-    }
+    let health = Arc::new(Health::new(Arc::new(DeliveryHealth::default())));
     let registry = Arc::new(StreamRegistry::default());
-    let host = host_name();
-    let dispatcher = Dispatcher::new(
-        rx,
-        sinks,
-        BatchSettings::new(&config.pipeline, &config.positions),
-        positions.clone(),
-        sink_health,
-        metrics.clone(),
-        shutdown.clone(),
-    );
-    let rules = Arc::new(crate::process::rules::Rules::new(&config.rules));
-    let host_files = HostFiles::new(
-        &config.files,
-        config.containers.max_line_bytes(),
-        host.clone(),
-        positions.clone(),
-        tx.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    )
-    .map(|h| h.with_rules(rules.clone()));
-    let supervisor = Supervisor::new(
-        client.clone(),
-        SupervisorSettings::new(
-            &config.containers,
-            files_mode,
-            host,
-            run_started,
-            positions.first_run_at(),
-        )
-        .with_rules(rules.clone()),
-        tx,
-        (ev_tx.clone(), ev_rx),
-        metrics.clone(),
-        registry.clone(),
+    let lasting = Lasting {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        registry: registry.clone(),
         positions,
-        health.clone(),
-        shutdown.clone(),
-    );
+        host: host_name(),
+    };
     let state = server::State {
         metrics: metrics.clone(),
         health: health.clone(),
         streams: registry,
     };
+    let reloads = Reloads::new(config.clone(), shutdown.clone());
+    metrics.config_last_reload_successful.set(1);
 
     std::thread::scope(|s| -> Result<(), FatalError> {
-        let server_thread = match &http {
-            Some(srv) => Some(spawn(s, "http", || server::serve(srv, &state))?),
+        let mut server = http;
+        let mut server_thread = match &server {
+            Some(srv) => Some(spawn_server(s, srv.clone(), &state)?),
             None => None,
         };
-        let dispatcher_thread = spawn(s, "dispatcher", move || dispatcher.run())?;
-        let events_thread = spawn(s, "events", || {
-            capture::events::run(&client, &ev_tx, &metrics, &health, &shutdown);
-            drop(ev_tx);
-        })?;
-        let files_thread = match host_files {
-            Some(h) => Some(spawn(s, "files", move || h.run())?),
+        let reload_thread = match reload {
+            Some(source) => Some(spawn(s, "reload", || {
+                crate::reload::serve(source, &reloads, &metrics, &health)
+            })?),
             None => None,
         };
         log::info!("log-capturer {} started", env!("CARGO_PKG_VERSION"));
-
-        // Returns after shutdown, with every follower joined and its queue sender dropped.
-        supervisor.run();
-        let _ = events_thread.join();
-        if let Some(t) = files_thread {
+        let mut config = config.clone();
+        let mut sinks = sinks;
+        loop {
+            let stop = reloads.next_generation();
+            let ended = run_generation(s, &config, sinks, &lasting, &stop);
+            if shutdown.is_triggered() {
+                break;
+            }
+            let Some(mut next) = reloads.take() else {
+                return Err(fatal(
+                    "a configuration stopped without a reload or a shutdown",
+                ));
+            };
+            sinks = next.sinks(ended?, &metrics)?;
+            if let Some(listen) = next.server {
+                if let Some(srv) = &server {
+                    srv.unblock();
+                }
+                if let Some(t) = server_thread.take() {
+                    let _ = t.join();
+                }
+                server = listen.map(Arc::new);
+                if let Some(srv) = &server {
+                    server_thread = Some(spawn_server(s, srv.clone(), &state)?);
+                }
+            }
+            config = next.config;
+            metrics.config_reloads.with_label_values(&["ok"]).inc();
+            metrics.config_last_reload_successful.set(1);
+            health.set_reload_problem(None);
+            log::info!("configuration reloaded");
+        }
+        reloads.close();
+        if let Some(t) = reload_thread {
             let _ = t.join();
         }
-        drain(
-            dispatcher_thread,
-            config.pipeline.shutdown_timeout.get(),
-            &interrupters,
-        );
-        if let Some(srv) = &http {
+        if let Some(srv) = &server {
             srv.unblock();
         }
         if let Some(t) = server_thread {
@@ -178,6 +156,135 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<(), FatalError> {
         log::info!("log-capturer stopped");
         Ok(())
     })
+}
+
+/// What outlives a configuration: metrics, health, the streams registry, positions.
+struct Lasting {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    registry: Arc<StreamRegistry>,
+    positions: Arc<Positions>,
+    host: Arc<str>,
+}
+
+/// What a configuration's run leaves: its sinks, and whether a hung write was aborted
+/// (an aborted HTTP sink refuses every later request and must be opened again).
+pub(crate) struct Ended {
+    pub sinks: Vec<Box<dyn sink::Sink>>,
+    pub interrupted: bool,
+}
+
+/// Runs one configuration until `stop` (a reload or the shutdown), then stops every
+/// thread it started, drains the queue to the sinks and gives them back.
+fn run_generation<'scope>(
+    s: &'scope Scope<'scope, '_>,
+    config: &Config,
+    sinks: Vec<Box<dyn sink::Sink>>,
+    lasting: &Lasting,
+    stop: &Shutdown,
+) -> Result<Ended, FatalError> {
+    let metrics = &lasting.metrics;
+    let files_mode = FilesMode::new(&config.containers).map_err(FatalError)?;
+    let client = Arc::new(DockerClient::new(
+        ClientSettings::new(&config.docker).map_err(fatal)?,
+        metrics.clone(),
+    ));
+    let sink_names: Vec<String> = sinks.iter().map(|s| s.name().to_owned()).collect();
+    let interrupters: Vec<Interrupter> = sinks.iter().filter_map(|s| s.interrupter()).collect();
+    metrics.init_labels(&sink_names, &EndReason::ALL.map(EndReason::as_str));
+    {
+        let client = client.clone();
+        stop.on_trigger(move || client.shutdown());
+    }
+    let (tx, rx) = queue::bounded(
+        config.pipeline.queue_records,
+        usize::try_from(config.pipeline.queue_bytes.get()).unwrap_or(usize::MAX),
+    );
+    metrics.watch_queue(rx.observer());
+    let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+    let sink_health = Arc::new(DeliveryHealth::default());
+    let health = &lasting.health;
+    health.set_delivery(sink_health.clone());
+    let warnings = config.insecure_sinks();
+    warnings.iter().for_each(|w| log::warn!("{w}"));
+    health.set_warnings(warnings);
+    let positions = &lasting.positions;
+    let dispatcher = Dispatcher::new(
+        rx,
+        sinks,
+        BatchSettings::new(&config.pipeline, &config.positions),
+        positions.clone(),
+        sink_health,
+        metrics.clone(),
+        stop.clone(),
+    );
+    let rules = Arc::new(crate::process::rules::Rules::new(&config.rules));
+    let host_files = HostFiles::new(
+        &config.files,
+        config.containers.max_line_bytes(),
+        lasting.host.clone(),
+        positions.clone(),
+        tx.clone(),
+        metrics.clone(),
+        stop.clone(),
+    )
+    .map(|h| h.with_rules(rules.clone()));
+    let supervisor = Supervisor::new(
+        client.clone(),
+        SupervisorSettings::new(
+            &config.containers,
+            files_mode,
+            lasting.host.clone(),
+            Timestamp::now(),
+            positions.first_run_at(),
+        )
+        .with_rules(rules.clone()),
+        tx,
+        (ev_tx.clone(), ev_rx),
+        metrics.clone(),
+        lasting.registry.clone(),
+        positions.clone(),
+        health.clone(),
+        stop.clone(),
+    );
+
+    let dispatcher_thread = spawn(s, "dispatcher", move || dispatcher.run())?;
+    let events_thread = {
+        let (client, metrics, health, stop) = (
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            stop.clone(),
+        );
+        spawn(s, "events", move || {
+            capture::events::run(&client, &ev_tx, &metrics, &health, &stop);
+            drop(ev_tx);
+        })?
+    };
+    let files_thread = match host_files {
+        Some(h) => Some(spawn(s, "files", move || h.run())?),
+        None => None,
+    };
+    // Returns after the stop, with every follower joined and its queue sender dropped.
+    supervisor.run();
+    let _ = events_thread.join();
+    if let Some(t) = files_thread {
+        let _ = t.join();
+    }
+    drain(
+        dispatcher_thread,
+        config.pipeline.shutdown_timeout.get(),
+        &interrupters,
+    )
+}
+
+/// The endpoint server's thread, serving until `srv` is unblocked.
+fn spawn_server<'scope, 'env>(
+    s: &'scope Scope<'scope, 'env>,
+    srv: Arc<server::Server>,
+    state: &'scope server::State,
+) -> Result<ScopedJoinHandle<'scope, ()>, FatalError> {
+    spawn(s, "http", move || server::serve(&srv, state))
 }
 
 /// Spawns a named thread of the scope.
@@ -193,19 +300,27 @@ fn spawn<'scope, T: Send + 'scope>(
 }
 
 /// Waits for the dispatcher to drain within `budget`; a sink request hung past it is
-/// aborted so the stop stays bounded.
-fn drain(dispatcher: ScopedJoinHandle<'_, ()>, budget: Duration, interrupters: &[Interrupter]) {
+/// aborted so the stop stays bounded. Gives the sinks back.
+fn drain(
+    dispatcher: ScopedJoinHandle<'_, Vec<Box<dyn sink::Sink>>>,
+    budget: Duration,
+    interrupters: &[Interrupter],
+) -> Result<Ended, FatalError> {
     let end = Instant::now() + budget;
     while !dispatcher.is_finished() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    if !dispatcher.is_finished() {
+    let interrupted = !dispatcher.is_finished();
+    if interrupted {
         log::warn!("shutdown budget spent with a sink write in flight: aborting it");
         for interrupt in interrupters {
             interrupt();
         }
     }
-    let _ = dispatcher.join();
+    let sinks = dispatcher
+        .join()
+        .map_err(|_| fatal("the dispatcher thread panicked"))?;
+    Ok(Ended { sinks, interrupted })
 }
 
 /// The host name put in every record.

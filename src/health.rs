@@ -3,7 +3,7 @@
 //! positions file can be written. Each part is set by the thread that observes it; every
 //! problem is listed in `reasons` with its cause. `warnings` lists what is unsafe but
 //! not broken, or not yet: a sink with `tls.insecure_skip_verify`, a sink retrying for
-//! less than 60 s with its last error. Warnings do not degrade the status.
+//! less than 60 s with its last error, a refused configuration reload. Warnings do not degrade the status.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,9 +20,12 @@ pub struct Health {
     events_up: AtomicBool,
     /// Why the events stream is down (the last error), if it is.
     events_problem: parking_lot::Mutex<Option<String>>,
-    delivery: Arc<DeliveryHealth>,
-    /// Set at start; shown while the service runs, status unchanged.
+    /// The running configuration's (replaced at each reload).
+    delivery: Mutex<Arc<DeliveryHealth>>,
+    /// Set at start and at each reload; shown while the service runs, status unchanged.
     warnings: Mutex<Vec<String>>,
+    /// Why the last SIGHUP reload was refused, until one succeeds.
+    reload_problem: Mutex<Option<String>>,
 }
 
 /// What the dispatcher reports: which sinks fail and why, and whether positions are saved.
@@ -163,14 +166,27 @@ impl Health {
             docker_ok: AtomicBool::new(false),
             events_up: AtomicBool::new(false),
             events_problem: parking_lot::Mutex::new(None),
-            delivery,
+            delivery: Mutex::new(delivery),
             warnings: Mutex::new(Vec::new()),
+            reload_problem: Mutex::new(None),
         }
     }
 
-    /// Something unsafe but working, listed under `warnings` (status unchanged).
-    pub fn add_warning(&self, warning: String) {
-        self.warnings.lock().push(warning);
+    /// The delivery health of a new configuration's dispatcher.
+    pub fn set_delivery(&self, delivery: Arc<DeliveryHealth>) {
+        *self.delivery.lock() = delivery;
+    }
+
+    /// What is unsafe but working in the running configuration, listed under
+    /// `warnings` (status unchanged); replaced at each reload.
+    pub fn set_warnings(&self, warnings: Vec<String>) {
+        *self.warnings.lock() = warnings;
+    }
+
+    /// Sets (or clears, with `None`) why the last reload was refused: listed under
+    /// `warnings`, status unchanged (the running configuration is fine).
+    pub fn set_reload_problem(&self, problem: Option<String>) {
+        *self.reload_problem.lock() = problem;
     }
 
     pub fn set_docker(&self, ok: bool) {
@@ -199,7 +215,8 @@ impl Health {
                 None => reasons.push("docker events stream is down".to_string()),
             }
         }
-        reasons.extend(self.delivery.reasons());
+        let delivery = self.delivery.lock().clone();
+        reasons.extend(delivery.reasons());
         let healthy = reasons.is_empty();
         let report = Report {
             status: if healthy { "ok" } else { "degraded" },
@@ -208,11 +225,12 @@ impl Health {
             active_streams,
             reasons,
             warnings: self
-                .warnings
+                .reload_problem
                 .lock()
                 .iter()
-                .cloned()
-                .chain(self.delivery.retrying())
+                .map(|why| format!("configuration reload refused (the running one is kept): {why}"))
+                .chain(self.warnings.lock().iter().cloned())
+                .chain(delivery.retrying())
                 .collect(),
         };
         let body = serde_json::to_string(&report).unwrap_or_else(|_| "{}".to_string());

@@ -17,7 +17,8 @@
 //!   message parsers (JSON, logfmt, regex).
 //! - [`positions`]: acknowledged positions, persisted atomically.
 //! - [`metrics`], [`health`], [`server`]: what the operator sees.
-//! - [`shutdown`]: the one stop signal every thread observes; [`backoff`]: retry delays.
+//! - [`shutdown`]: the one stop signal every thread observes; [`backoff`]: retry delays;
+//!   [`reload`]: SIGHUP, a new configuration checked, then applied by a clean stop and start.
 //! - `capturer`: [`run`], which builds every part from its config section and runs
 //!   them as threads (its module doc draws the diagram).
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod health;
 pub mod metrics;
 pub mod positions;
 pub mod process;
+pub mod reload;
 pub mod server;
 pub mod shutdown;
 pub mod sink;
@@ -38,3 +40,4 @@ pub mod tls;
 
 pub use capturer::{run, FatalError};
 pub use metrics::Metrics;
+pub use reload::ReloadSource;

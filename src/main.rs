@@ -7,14 +7,15 @@ use std::process::ExitCode;
 
 use log_capturer::config::Config;
 use log_capturer::shutdown::Shutdown;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use log_capturer::ReloadSource;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 const USAGE: &str = "\
 log-capturer: follows the logs of every container on the local Docker Engine.
 
 Usage:
-  log-capturer [--config PATH]                  run until SIGTERM/SIGINT
+  log-capturer [--config PATH]                  run until SIGTERM/SIGINT; SIGHUP reloads
   log-capturer --check-config [--config PATH]   validate, print the effective config, exit
   log-capturer --version | --help
 ";
@@ -93,12 +94,13 @@ fn main() -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
-    run(&config)
+    run(&config, args.config)
 }
 
-fn run(config: &Config) -> ExitCode {
+fn run(config: &Config, config_path: Option<PathBuf>) -> ExitCode {
     let shutdown = Shutdown::new();
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+    let (reload_tx, reload_rx) = crossbeam_channel::bounded(1);
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("log-capturer: cannot install signal handlers: {e}");
@@ -112,6 +114,11 @@ fn run(config: &Config) -> ExitCode {
         .spawn(move || {
             let mut seen = 0;
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    // One request waits at most; more SIGHUPs meanwhile coalesce into it.
+                    let _ = reload_tx.try_send(());
+                    continue;
+                }
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {sig}: stopping (send again to stop at once)");
@@ -129,7 +136,11 @@ fn run(config: &Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = log_capturer::run(config, shutdown);
+    let reload = ReloadSource {
+        path: config_path,
+        requests: reload_rx,
+    };
+    let result = log_capturer::run(config, shutdown, Some(reload));
     handle.close();
     let _ = signal_thread.join();
     match result {

@@ -5,6 +5,8 @@
 //! from the live queue at each scrape ([`Metrics::watch_queue`]), so they tell the truth
 //! during an outage, when nothing else would update them.
 
+use std::sync::Arc;
+
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -13,7 +15,7 @@ use prometheus::{
 };
 
 use crate::capture::timestamp::Timestamp;
-use crate::sink::queue::Observer;
+use crate::sink::queue::{Observer, Snapshot};
 
 /// The Docker API endpoints we call, as `endpoint` label values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +84,10 @@ pub struct Metrics {
     pub rule_errors: IntCounter,
     pub events_reconnects: IntCounter,
     pub batch_records: Histogram,
+    pub config_reloads: IntCounterVec,
+    pub config_last_reload_successful: IntGauge,
+    /// The queue the gauges read; replaced at each reload.
+    queue: Arc<parking_lot::Mutex<Option<Observer>>>,
 }
 
 fn name(n: &str) -> String {
@@ -107,6 +113,8 @@ impl Metrics {
             registry.register(Box::new(g.clone()))?;
             Ok::<_, prometheus::Error>(g)
         };
+        let queue = Arc::new(parking_lot::Mutex::new(None));
+        registry.register(Box::new(QueueGauges::new(queue.clone())?))?;
         let sink_batch_seconds = prometheus::HistogramVec::new(
             HistogramOpts::new(
                 name("sink_batch_seconds"),
@@ -237,6 +245,16 @@ impl Metrics {
                 "Reconnections of the Docker events stream.",
             )?,
             batch_records,
+            config_reloads: counter_vec(
+                "config_reloads_total",
+                "Configuration reloads on SIGHUP, by result (ok, error).",
+                &["result"],
+            )?,
+            config_last_reload_successful: gauge(
+                "config_last_reload_successful",
+                "1 when the last reload (or the start) applied its configuration, 0 when it was refused.",
+            )?,
+            queue,
             registry,
         })
     }
@@ -277,9 +295,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Exports the gauges of `queue`, read from it at every scrape.
-    pub fn watch_queue(&self, queue: Observer) -> Result<(), prometheus::Error> {
-        self.registry.register(Box::new(QueueGauges::new(queue)?))
+    /// Exports the gauges of `queue`, read from it at every scrape (the queue of the
+    /// running configuration: a reload builds a new one).
+    pub fn watch_queue(&self, queue: Observer) {
+        *self.queue.lock() = Some(queue);
     }
 
     /// Renders the Prometheus text exposition format.
@@ -296,7 +315,7 @@ impl Metrics {
 /// `queue_records`, `queue_bytes` and `lag_seconds`, set from a snapshot of the queue when
 /// they are collected.
 struct QueueGauges {
-    queue: Observer,
+    queue: Arc<parking_lot::Mutex<Option<Observer>>>,
     /// Two scrapes at once must not mix their snapshots (set, then collect).
     collecting: parking_lot::Mutex<()>,
     records: IntGauge,
@@ -305,7 +324,9 @@ struct QueueGauges {
 }
 
 impl QueueGauges {
-    fn new(queue: Observer) -> Result<QueueGauges, prometheus::Error> {
+    fn new(
+        queue: Arc<parking_lot::Mutex<Option<Observer>>>,
+    ) -> Result<QueueGauges, prometheus::Error> {
         Ok(QueueGauges {
             queue,
             collecting: parking_lot::Mutex::new(()),
@@ -336,7 +357,16 @@ impl Collector for QueueGauges {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let _one_at_a_time = self.collecting.lock();
-        let now = self.queue.snapshot();
+        let now = self
+            .queue
+            .lock()
+            .as_ref()
+            .map(Observer::snapshot)
+            .unwrap_or(Snapshot {
+                records: 0,
+                bytes: 0,
+                oldest: None,
+            });
         self.records
             .set(i64::try_from(now.records).unwrap_or(i64::MAX));
         self.bytes.set(i64::try_from(now.bytes).unwrap_or(i64::MAX));

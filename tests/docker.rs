@@ -22,6 +22,7 @@ mod loki_util;
 // The fake Loki and Elasticsearch of the sink tests (their self-tests run offline).
 #[allow(dead_code)]
 mod receivers;
+mod reload;
 mod resume;
 mod rules;
 mod sinks;

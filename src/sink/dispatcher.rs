@@ -85,8 +85,9 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until the queue is disconnected and empty (or the drain budget is spent).
-    pub fn run(mut self) {
+    /// Runs until the queue is disconnected and empty (or the drain budget is spent);
+    /// gives the sinks back (a reload keeps those whose configuration is unchanged).
+    pub fn run(mut self) -> Vec<Box<dyn Sink>> {
         let mut dropped = 0usize;
         while let Some(records) = self.next_batch() {
             if self.deadline().is_some_and(|d| Instant::now() >= d) {
@@ -130,6 +131,7 @@ impl Dispatcher {
                 "dispatcher: shutdown budget spent; {dropped} records were not delivered and stay unacknowledged"
             );
         }
+        self.sinks
     }
 
     /// Rewrites the positions file after an ack (a process crash then loses at most the

@@ -152,24 +152,29 @@ pub fn open_all(
     configs: &[SinkConfig],
     metrics: &std::sync::Arc<Metrics>,
 ) -> Result<Vec<Box<dyn Sink>>, String> {
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    for (i, cfg) in configs.iter().enumerate() {
-        let name = format!("{}-{i}", cfg.type_name());
-        let sink: Box<dyn Sink> = match cfg {
-            SinkConfig::File(f) => Box::new(
-                file::FileSink::open(name, f)
-                    .map_err(|e| format!("sinks[{i}]: cannot open {}: {e}", f.path.display()))?,
-            ),
-            SinkConfig::Stdout(_) => Box::new(stdout::StdoutSink::new(name)),
-            SinkConfig::Loki(l) => {
-                Box::new(loki::LokiSink::new(name, l).map_err(|e| format!("sinks[{i}]: {e}"))?)
-            }
-            SinkConfig::Elasticsearch(e) => Box::new(
-                elasticsearch::ElasticsearchSink::new(name, e, metrics.clone())
-                    .map_err(|e| format!("sinks[{i}]: {e}"))?,
-            ),
-        };
-        sinks.push(sink);
-    }
-    Ok(sinks)
+    let open = |(i, cfg)| open_one(i, cfg, metrics);
+    configs.iter().enumerate().map(open).collect()
+}
+
+/// Opens `sinks[i]`, named `<type>-<i>`.
+pub fn open_one(
+    i: usize,
+    cfg: &SinkConfig,
+    metrics: &std::sync::Arc<Metrics>,
+) -> Result<Box<dyn Sink>, String> {
+    let name = format!("{}-{i}", cfg.type_name());
+    Ok(match cfg {
+        SinkConfig::File(f) => Box::new(
+            file::FileSink::open(name, f)
+                .map_err(|e| format!("sinks[{i}]: cannot open {}: {e}", f.path.display()))?,
+        ),
+        SinkConfig::Stdout(_) => Box::new(stdout::StdoutSink::new(name)),
+        SinkConfig::Loki(l) => {
+            Box::new(loki::LokiSink::new(name, l).map_err(|e| format!("sinks[{i}]: {e}"))?)
+        }
+        SinkConfig::Elasticsearch(e) => Box::new(
+            elasticsearch::ElasticsearchSink::new(name, e, metrics.clone())
+                .map_err(|e| format!("sinks[{i}]: {e}"))?,
+        ),
+    })
 }
