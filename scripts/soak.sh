@@ -6,8 +6,13 @@
 # churn container is gone, bounds the Docker connections opened by what the keep-alive
 # cache allows, and checks that every line arrived exactly once.
 #
-#   scripts/soak.sh [--minutes N] [--churn-per-minute K] [--read-from api|files] [--json FILE]
+#   scripts/soak.sh [--minutes N] [--churn-per-minute K] [--read-from api|files] [--reload-churn] [--json FILE]
 #   scripts/soak.sh --outage-big-lines [--lines N] [--json FILE]
+#
+# --reload-churn adds a SIGHUP every second (paused while sampling): every reload stops
+# and restarts the configuration (README, Reload), so this measures that reloads leak
+# nothing and lose or repeat no line; each reload's new Docker client may open up to
+# max_idle connections more, which the connection bound counts.
 #
 # --outage-big-lines is another scenario: the capturer on the defaults (queue_bytes 64 MiB)
 # with its only sink, a Loki at a closed loopback port, unreachable; one container prints
@@ -31,15 +36,17 @@ READ_FROM=api
 JSON=""
 OUTAGE=""
 LINES=1500
+RELOAD_CHURN=
 while [ $# -gt 0 ]; do
     case "$1" in
         --outage-big-lines) OUTAGE=1; shift ;;
+        --reload-churn) RELOAD_CHURN=1; shift ;;
         --lines) LINES="$2"; shift 2 ;;
         --minutes) MINUTES="$2"; shift 2 ;;
         --churn-per-minute) CHURN="$2"; shift 2 ;;
         --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--minutes N] [--churn-per-minute K] [--read-from api|files] [--json FILE] | --outage-big-lines [--lines N] [--json FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--minutes N] [--churn-per-minute K] [--read-from api|files] [--reload-churn] [--json FILE] | --outage-big-lines [--lines N] [--json FILE]" >&2; exit 2 ;;
     esac
 done
 
@@ -210,6 +217,21 @@ churn() {
 churn &
 CHURN_PID=$!
 
+# Reload churn: a SIGHUP every second until the end, none while sampling.
+reload_churn() {
+    local end=$(( $(date +%s) + MINUTES * 60 ))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        while [ -e "$WORK/pause" ]; do sleep 0.1; done
+        kill -HUP "$CAP_PID" 2>/dev/null || true
+        sleep 1
+    done
+}
+RELOAD_PID=""
+if [ -n "$RELOAD_CHURN" ]; then
+    reload_churn &
+    RELOAD_PID=$!
+fi
+
 # Every 10 s, sample at a quiet moment: churn paused, every churn container removed and
 # its stream ended, so the counts compare like with like and the slope shows leaks, not
 # how many containers happened to be alive.
@@ -229,6 +251,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
     touch "$WORK/pause"; quiet; sample >> "$WORK/samples"; rm -f "$WORK/pause"
 done
 wait "$CHURN_PID"
+[ -n "$RELOAD_PID" ] && wait "$RELOAD_PID"
 
 # Stop the long-lived producers and count what they wrote.
 for i in $(seq 1 "$LONG"); do
@@ -298,7 +321,8 @@ rr_requests = requests - stream_requests
 errors = metrics.get("log_capturer_docker_http_errors_total", 0)
 reconnects = metrics.get("log_capturer_events_reconnects_total", 0)
 expiries = max_idle * (ran_s // idle_timeout_s)
-allowed = stream_requests + max_idle * (1 + reconnects) + expiries + errors
+reloads = metrics.get("log_capturer_config_reloads_total", 0)
+allowed = stream_requests + max_idle * (1 + reconnects + reloads) + expiries + errors
 # Exactly once.
 churned = int(open(f"{work}/churned").read())
 seen = collections.Counter()
@@ -332,7 +356,7 @@ checks = [
 print(f"soak: {minutes} min, {churn} containers/min ({churned} churned, {long_n} long-lived), "
       f"{len(samples)} samples, {int(requests)} Docker requests ({int(rr_requests)} request/response), "
       f"{int(opened)} connections opened ({int(rr_opened)} for request/response), "
-      f"{sum(seen.values())} records")
+      f"{sum(seen.values())} records, {int(reloads)} reloads")
 print(f"soak: connection bound {int(allowed)} = {int(stream_requests)} stream requests + "
       f"{max_idle} cached x (1 + {int(reconnects)} events reconnects) + {expiries} idle expiries "
       f"({max_idle} x floor({ran_s} s / {idle_timeout_s} s)) + {int(errors)} errors; "
@@ -346,7 +370,7 @@ passed = all(ok for _, _, ok in checks)
 print("dockerd FDs at the samples:", " ".join(str(int(r[3])) for r in samples))
 print("PASS" if passed else "FAIL")
 if json_out:
-    json.dump({"minutes": minutes, "churn_per_minute": churn, "churned": churned,
+    json.dump({"minutes": minutes, "churn_per_minute": churn, "churned": churned, "reloads": reloads,
                "checks": {n: v for n, v, _ in checks}, "pass": passed}, open(json_out, "w"), indent=1)
 sys.exit(0 if passed else 1)
 PY
