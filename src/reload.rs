@@ -1,7 +1,7 @@
 //! Reload on SIGHUP (README, Reload). The `reload` thread reads the configuration file
 //! and the environment again, exactly as at start, and checks what can change at run
-//! time: `positions.path` cannot; a new `server.listen` must bind; every new or changed
-//! sink must open. A refused reload changes nothing: it is logged with the key, counted
+//! time: `positions.path` cannot; `read_from = "files"` needs the Docker root; a new
+//! `server.listen` must bind; every new or changed sink must open. A refused reload changes nothing: it is logged with the key, counted
 //! (`config_reloads_total{result="error"}`, `config_last_reload_successful` 0) and listed
 //! on `/health`. An accepted one is offered to [`crate::run`]'s loop, which stops the
 //! running configuration as a shutdown would (followers joined, the queue drained to the
@@ -178,6 +178,9 @@ fn prepare(
             config.positions.path.display()
         ));
     }
+    // What the start would refuse with exit 1: refused here, before anything stops.
+    crate::capture::follower::FilesMode::new(&config.containers)?;
+    crate::docker::client::ClientSettings::new(&config.docker).map_err(|e| e.to_string())?;
     let server = match (config.server.listen.as_str(), &current.server.listen) {
         (new, old) if new == old => None,
         ("", _) => Some(None),

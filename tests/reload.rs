@@ -231,3 +231,41 @@ fn fifty_reloads_under_load_lose_nothing_and_leak_nothing() {
         records.len()
     );
 }
+
+#[test]
+fn a_new_listen_address_is_bound_or_the_reload_refused() {
+    let _daemon = shared_daemon();
+    let name = unique("rl-listen");
+    let cap = Capturer::start(&name, "");
+    let old = format!("listen = \"127.0.0.1:{}\"", cap.port);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_port = taken.local_addr().expect("addr").port();
+    reload_with(&cap, |t| {
+        t.replace(&old, &format!("listen = \"127.0.0.1:{taken_port}\""))
+    });
+    wait_reloads(&cap, "error", 1.0);
+    let (_, body) = http_get(cap.port, "/health").expect("the old listener still answers");
+    assert!(body.contains("cannot listen"), "{body}");
+    drop(taken);
+
+    let free = crate::util::free_port();
+    reload_with(&cap, |t| {
+        t.replace(
+            &format!("listen = \"127.0.0.1:{taken_port}\""),
+            &format!("listen = \"127.0.0.1:{free}\""),
+        )
+    });
+    let answered = wait_for(WAIT, "the new listener", || {
+        http_get(free, "/metrics").filter(|(s, _)| *s == 200)
+    });
+    assert!(
+        answered
+            .1
+            .contains("log_capturer_config_reloads_total{result=\"ok\"} 1"),
+        "{}",
+        answered.1
+    );
+    wait_for(WAIT, "the old listener closed", || {
+        http_get(cap.port, "/health").is_none().then_some(())
+    });
+}
