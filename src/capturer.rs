@@ -18,6 +18,8 @@
 
 use std::fmt;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,9 @@ pub fn run(
     shutdown: Shutdown,
     reload: Option<ReloadSource>,
 ) -> Result<(), FatalError> {
+    // What makes a start fail with exit 1, before any thread runs.
+    FilesMode::new(&config.containers).map_err(FatalError)?;
+    ClientSettings::new(&config.docker).map_err(fatal)?;
     let metrics = Arc::new(Metrics::new().map_err(|e| fatal(format!("metrics: {e}")))?);
     let http = match config.server.listen.as_str() {
         "" => None,
@@ -89,73 +94,100 @@ pub fn run(
         registry: registry.clone(),
         positions,
         host: host_name(),
+        run_started,
     };
     let state = server::State {
         metrics: metrics.clone(),
         health: health.clone(),
         streams: registry,
     };
-    let reloads = Reloads::new(config.clone(), shutdown.clone());
+    let reloads = Reloads::new(config.clone(), shutdown);
     metrics.config_last_reload_successful.set(1);
 
     std::thread::scope(|s| -> Result<(), FatalError> {
-        let mut server = http;
-        let mut server_thread = match &server {
-            Some(srv) => Some(spawn_server(s, srv.clone(), &state)?),
-            None => None,
-        };
+        let server = Mutex::new((http, None));
         let reload_thread = match reload {
             Some(source) => Some(spawn(s, "reload", || {
                 crate::reload::serve(source, &reloads, &metrics, &health)
             })?),
             None => None,
         };
-        log::info!("log-capturer {} started", env!("CARGO_PKG_VERSION"));
-        let mut config = config.clone();
-        let mut sinks = sinks;
-        loop {
-            let stop = reloads.next_generation();
-            let ended = run_generation(s, &config, sinks, &lasting, &stop);
-            if shutdown.is_triggered() {
-                break;
-            }
-            let Some(mut next) = reloads.take() else {
-                return Err(fatal(
-                    "a configuration stopped without a reload or a shutdown",
-                ));
-            };
-            sinks = next.sinks(ended?, &metrics)?;
-            if let Some(listen) = next.server {
-                if let Some(srv) = &server {
-                    srv.unblock();
-                }
-                if let Some(t) = server_thread.take() {
-                    let _ = t.join();
-                }
-                server = listen.map(Arc::new);
-                if let Some(srv) = &server {
-                    server_thread = Some(spawn_server(s, srv.clone(), &state)?);
-                }
-            }
-            config = next.config;
-            metrics.config_reloads.with_label_values(&["ok"]).inc();
-            metrics.config_last_reload_successful.set(1);
-            health.set_reload_problem(None);
-            log::info!("configuration reloaded");
-        }
+        // Whatever ends the loop (the shutdown, or a fatal error), the reload and http
+        // threads are stopped and joined after it: the scope would wait for them.
+        let result = run_configurations(s, config, sinks, &lasting, &reloads, &server, &state);
         reloads.close();
         if let Some(t) = reload_thread {
             let _ = t.join();
         }
-        if let Some(srv) = &server {
+        let (srv, thread) = std::mem::take(&mut *server.lock());
+        if let Some(srv) = srv {
             srv.unblock();
         }
-        if let Some(t) = server_thread {
+        if let Some(t) = thread {
             let _ = t.join();
         }
         log::info!("log-capturer stopped");
-        Ok(())
+        result
     })
+}
+
+/// The endpoint server and its thread, replaced when a reload changes `server.listen`.
+type ServerSlot<'scope> = Mutex<(
+    Option<Arc<server::Server>>,
+    Option<ScopedJoinHandle<'scope, ()>>,
+)>;
+
+/// Runs `config`, then each configuration a reload brings, until the shutdown.
+fn run_configurations<'scope>(
+    s: &'scope Scope<'scope, '_>,
+    config: &Config,
+    sinks: Vec<Box<dyn sink::Sink>>,
+    lasting: &Lasting,
+    reloads: &Reloads,
+    server: &ServerSlot<'scope>,
+    state: &'scope server::State,
+) -> Result<(), FatalError> {
+    {
+        let mut slot = server.lock();
+        if let Some(srv) = slot.0.clone() {
+            slot.1 = Some(spawn_server(s, srv, state)?);
+        }
+    }
+    log::info!("log-capturer {} started", env!("CARGO_PKG_VERSION"));
+    let metrics = &lasting.metrics;
+    let mut config = config.clone();
+    let mut sinks = sinks;
+    loop {
+        let stop = reloads.next_generation();
+        let ended = run_generation(s, &config, sinks, lasting, &stop)?;
+        if reloads.shutting_down() {
+            return Ok(());
+        }
+        let Some(mut next) = reloads.take() else {
+            return Err(fatal(
+                "a configuration stopped without a reload or a shutdown",
+            ));
+        };
+        sinks = next.sinks(ended, metrics)?;
+        if let Some(listen) = next.server.take() {
+            let mut slot = server.lock();
+            if let Some(old) = &slot.0 {
+                old.unblock();
+            }
+            if let Some(t) = slot.1.take() {
+                let _ = t.join();
+            }
+            slot.0 = listen.map(Arc::new);
+            if let Some(srv) = slot.0.clone() {
+                slot.1 = Some(spawn_server(s, srv, state)?);
+            }
+        }
+        let names: Vec<String> = sinks.iter().map(|s| s.name().to_owned()).collect();
+        lasting.health.delivery().keep_sinks(&names);
+        config = next.config;
+        reloads.applied(next.seq, metrics, &lasting.health);
+        log::info!("configuration reloaded");
+    }
 }
 
 /// What outlives a configuration: metrics, health, the streams registry, positions.
@@ -165,6 +197,7 @@ struct Lasting {
     registry: Arc<StreamRegistry>,
     positions: Arc<Positions>,
     host: Arc<str>,
+    run_started: Timestamp,
 }
 
 /// What a configuration's run leaves: its sinks, and whether a hung write was aborted
@@ -202,9 +235,8 @@ fn run_generation<'scope>(
     );
     metrics.watch_queue(rx.observer());
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-    let sink_health = Arc::new(DeliveryHealth::default());
     let health = &lasting.health;
-    health.set_delivery(sink_health.clone());
+    let sink_health = health.delivery();
     let warnings = config.insecure_sinks();
     warnings.iter().for_each(|w| log::warn!("{w}"));
     health.set_warnings(warnings);
@@ -235,7 +267,9 @@ fn run_generation<'scope>(
             &config.containers,
             files_mode,
             lasting.host.clone(),
-            Timestamp::now(),
+            // `initial = "now"` counts from the process start, not from a reload: a
+            // container followed without an acknowledged position yet loses nothing.
+            lasting.run_started,
             positions.first_run_at(),
         )
         .with_rules(rules.clone()),

@@ -75,6 +75,11 @@ impl DeliveryHealth {
         }
     }
 
+    /// Forgets the sinks a reload removed (the kept ones keep their failing time).
+    pub fn keep_sinks(&self, names: &[String]) {
+        self.sinks.lock().retain(|s| names.contains(&s.name));
+    }
+
     /// Sets (or clears, with `None`) why the positions file cannot be written.
     pub fn set_positions_problem(&self, problem: Option<String>) {
         *self.positions.lock() = problem;
@@ -172,9 +177,9 @@ impl Health {
         }
     }
 
-    /// The delivery health of a new configuration's dispatcher.
-    pub fn set_delivery(&self, delivery: Arc<DeliveryHealth>) {
-        *self.delivery.lock() = delivery;
+    /// What the dispatcher reports (kept across reloads).
+    pub fn delivery(&self) -> Arc<DeliveryHealth> {
+        self.delivery.lock().clone()
     }
 
     /// What is unsafe but working in the running configuration, listed under

@@ -45,11 +45,21 @@ struct State {
     current: Config,
     pending: Option<Next>,
     generation: Shutdown,
+    /// Configurations applied so far: a reload prepared against an earlier one is stale.
+    applied: u64,
+    /// Reload attempts numbered in order, and the last one refused: an older success
+    /// applied later must not hide a newer refusal.
+    attempts: u64,
+    last_refused: u64,
 }
 
 /// An accepted reload, ready to apply.
 pub(crate) struct Next {
     pub config: Config,
+    /// The attempt's number.
+    pub seq: u64,
+    /// `State::applied` when it was prepared.
+    base: u64,
     /// `Some`: the endpoint server changes (`None` inside: disabled).
     pub server: Option<Option<Server>>,
     /// Per sink of `config`: newly opened, or `None` to keep the running one at that place.
@@ -64,6 +74,9 @@ impl Reloads {
                 current,
                 pending: None,
                 generation: Shutdown::new(),
+                applied: 0,
+                attempts: 0,
+                last_refused: 0,
             }),
             shutdown: shutdown.clone(),
             closed: Shutdown::new(),
@@ -88,12 +101,35 @@ impl Reloads {
         state.generation.clone()
     }
 
+    /// Whether the process is stopping (not a reload).
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.is_triggered()
+    }
+
     /// The reload to apply now; from here on it is the current configuration.
     pub fn take(&self) -> Option<Next> {
         let mut state = self.state.lock();
         let next = state.pending.take()?;
         state.current = next.config.clone();
+        state.applied += 1;
         Some(next)
+    }
+
+    /// Counts an applied reload; it clears a refusal only if none came after it.
+    pub fn applied(&self, seq: u64, metrics: &Metrics, health: &Health) {
+        metrics.config_reloads.with_label_values(&["ok"]).inc();
+        if seq > self.state.lock().last_refused {
+            metrics.config_last_reload_successful.set(1);
+            health.set_reload_problem(None);
+        }
+    }
+
+    fn refused(&self, seq: u64, why: String, metrics: &Metrics, health: &Health) {
+        log::error!("configuration reload refused, the running one is kept: {why}");
+        self.state.lock().last_refused = seq;
+        metrics.config_reloads.with_label_values(&["error"]).inc();
+        metrics.config_last_reload_successful.set(0);
+        health.set_reload_problem(Some(why));
     }
 
     /// Ends the reload thread.
@@ -101,10 +137,16 @@ impl Reloads {
         self.closed.trigger();
     }
 
-    fn offer(&self, next: Next) {
+    /// Makes `next` the pending reload and stops the running configuration; false (and
+    /// `next` dropped) when it was prepared against a configuration since replaced.
+    fn offer(&self, next: Next) -> bool {
         let mut state = self.state.lock();
+        if next.base != state.applied {
+            return false;
+        }
         state.pending = Some(next);
         state.generation.trigger();
+        true
     }
 }
 
@@ -150,13 +192,23 @@ pub(crate) fn serve(
             return;
         }
         log::info!("SIGHUP: reloading the configuration");
-        match prepare(&source.path, reloads, metrics) {
-            Ok(next) => reloads.offer(next),
-            Err(why) => {
-                log::error!("configuration reload refused, the running one is kept: {why}");
-                metrics.config_reloads.with_label_values(&["error"]).inc();
-                metrics.config_last_reload_successful.set(0);
-                health.set_reload_problem(Some(why));
+        let seq = {
+            let mut state = reloads.state.lock();
+            state.attempts += 1;
+            state.attempts
+        };
+        // Prepared again if an earlier reload was applied meanwhile.
+        loop {
+            match prepare(&source.path, reloads, metrics, seq) {
+                Ok(next) => {
+                    if reloads.offer(next) {
+                        break;
+                    }
+                }
+                Err(why) => {
+                    reloads.refused(seq, why, metrics, health);
+                    break;
+                }
             }
         }
     }
@@ -168,9 +220,13 @@ fn prepare(
     path: &Option<PathBuf>,
     reloads: &Reloads,
     metrics: &Arc<Metrics>,
+    seq: u64,
 ) -> Result<Next, String> {
     let config = Config::load(path.as_deref()).map_err(|e| e.to_string())?;
-    let current = reloads.state.lock().current.clone();
+    let (current, base) = {
+        let state = reloads.state.lock();
+        (state.current.clone(), state.applied)
+    };
     if config.positions.path != current.positions.path {
         return Err(format!(
             "positions.path cannot change at run time (from {} to {}): restart to change it",
@@ -195,6 +251,8 @@ fn prepare(
     }
     Ok(Next {
         config,
+        seq,
+        base,
         server,
         opened,
     })
