@@ -76,6 +76,7 @@ pub struct Metrics {
     pub sink_errors: IntCounterVec,
     pub sink_retries: IntCounterVec,
     pub sink_rejected_records: IntCounterVec,
+    pub sink_truncated_records: IntCounterVec,
     pub sink_batch_seconds: prometheus::HistogramVec,
     pub positions_flushes: IntCounter,
     pub positions_errors: IntCounter,
@@ -218,6 +219,11 @@ impl Metrics {
                 "Records a sink refused for good (not retryable), dropped.",
                 &["sink"],
             )?,
+            sink_truncated_records: counter_vec(
+                "sink_truncated_records_total",
+                "Records whose message a sink cut to its format's size limit (syslog: RFC 3164's 1024 bytes, a UDP datagram).",
+                &["sink"],
+            )?,
             sink_batch_seconds,
             positions_flushes: counter(
                 "positions_flushes_total",
@@ -278,6 +284,7 @@ impl Metrics {
             self.sink_errors.with_label_values(&[s]);
             self.sink_retries.with_label_values(&[s]);
             self.sink_rejected_records.with_label_values(&[s]);
+            self.sink_truncated_records.with_label_values(&[s]);
         }
     }
 

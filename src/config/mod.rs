@@ -6,7 +6,8 @@
 //! # Layout
 //! - `sections.rs`: the section structs, `Initial`, `ReadFrom`, and defaults.
 //! - `sinks.rs`: `SinkConfig`, the file and stdout sinks, and defaults.
-//! - `http_sinks.rs`: the Loki and Elasticsearch sinks, and defaults.
+//! - `http_sinks.rs`: the Loki and Elasticsearch sinks, and defaults; `syslog.rs`: the
+//!   syslog sink, its address, format, framing and facility.
 //! - `patterns.rs`: `Glob` and `LabelFilter`, the container filters' globs.
 //! - `rules.rs`: `[[rules]]`, the processing rules, with their regexes compiled.
 //! - `template.rs`: Loki label templates and Elasticsearch index patterns, parsed for
@@ -29,6 +30,7 @@ mod rules;
 mod secret;
 mod sections;
 mod sinks;
+mod syslog;
 mod template;
 mod tls;
 pub mod units;
@@ -52,6 +54,9 @@ pub use sections::{
     ReadFrom, ServerConfig,
 };
 pub use sinks::{FileSinkConfig, SinkConfig, StdoutSinkConfig};
+pub use syslog::{
+    facility_code, Framing, SyslogAddress, SyslogFormat, SyslogSinkConfig, Transport,
+};
 pub use template::{parse_index_pattern, parse_template, IndexPart, TemplateField, TemplatePart};
 pub use tls::TlsConfig;
 pub use units::{ByteSize, HumanDuration, InvalidValue};

@@ -22,7 +22,7 @@ const SECTIONS: [&str; 8] = [
 ];
 
 /// The sink `type`s, in the order of the README's Sinks section.
-const SINK_TYPES: [&str; 4] = ["file", "stdout", "loki", "elasticsearch"];
+const SINK_TYPES: [&str; 5] = ["file", "stdout", "loki", "elasticsearch", "syslog"];
 
 /// Parses `text` over the defaults, without validating. Errors carry no origin yet.
 pub(super) fn parse_document(text: &str) -> Result<Config, ConfigError> {
@@ -145,6 +145,7 @@ fn sink(path: &str, entry: Value) -> Result<SinkConfig, ConfigError> {
         "stdout" => section(path, Value::Table(table)).map(SinkConfig::Stdout),
         "loki" => http_sink(path, table).map(SinkConfig::Loki),
         "elasticsearch" => http_sink(path, table).map(SinkConfig::Elasticsearch),
+        "syslog" => syslog_sink(path, table).map(SinkConfig::Syslog),
         _ => Err(ConfigError::at(
             type_key,
             format!("unknown sink type {kind:?}, expected one of {valid}"),
@@ -160,6 +161,17 @@ fn http_sink<T: DeserializeOwned>(path: &str, table: Table) -> Result<T, ConfigE
     match has_url {
         true => Ok(sink),
         false => Err(ConfigError::at(format!("{path}.url"), "required")),
+    }
+}
+
+/// A syslog sink, whose `address` has no default (checked after the other keys, as
+/// [`http_sink`] does with `url`).
+fn syslog_sink<T: DeserializeOwned>(path: &str, table: Table) -> Result<T, ConfigError> {
+    let has_address = table.contains_key("address");
+    let sink = section(path, Value::Table(table))?;
+    match has_address {
+        true => Ok(sink),
+        false => Err(ConfigError::at(format!("{path}.address"), "required")),
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sections::MIB;
 use super::units::ByteSize;
-use super::{ElasticsearchSinkConfig, LokiSinkConfig, TlsConfig};
+use super::{ElasticsearchSinkConfig, LokiSinkConfig, SyslogSinkConfig, TlsConfig};
 
 /// One `[[sinks]]` entry, selected by its `type` key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -19,6 +19,7 @@ pub enum SinkConfig {
     Stdout(StdoutSinkConfig),
     Loki(LokiSinkConfig),
     Elasticsearch(ElasticsearchSinkConfig),
+    Syslog(SyslogSinkConfig),
 }
 
 impl SinkConfig {
@@ -29,6 +30,7 @@ impl SinkConfig {
             SinkConfig::Stdout(_) => "stdout",
             SinkConfig::Loki(_) => "loki",
             SinkConfig::Elasticsearch(_) => "elasticsearch",
+            SinkConfig::Syslog(_) => "syslog",
         }
     }
 
@@ -37,6 +39,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Loki(l) => Some(&l.tls),
             SinkConfig::Elasticsearch(e) => Some(&e.tls),
+            SinkConfig::Syslog(s) => Some(&s.tls),
             SinkConfig::File(_) | SinkConfig::Stdout(_) => None,
         }
     }

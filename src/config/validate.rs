@@ -157,6 +157,10 @@ fn sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
                 validate_http::elasticsearch(es, &key)?;
                 continue;
             }
+            SinkConfig::Syslog(sl) => {
+                validate_http::syslog(sl, &key)?;
+                continue;
+            }
         };
         check(!file.path.as_os_str().is_empty(), &key("path"), || {
             "must not be empty".to_owned()

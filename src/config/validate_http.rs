@@ -7,7 +7,10 @@
 use super::template::{parse_index_pattern, parse_template, IndexPart};
 use super::url::check_base_url;
 use super::validate::{check, positive};
-use super::{ConfigError, ElasticsearchSinkConfig, LokiSinkConfig, Secret, TlsConfig};
+use super::{
+    facility_code, ConfigError, ElasticsearchSinkConfig, LokiSinkConfig, Secret, SyslogAddress,
+    SyslogSinkConfig, TlsConfig, Transport,
+};
 use crate::tls::ClientTls;
 
 pub(super) fn loki(loki: &LokiSinkConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
@@ -67,6 +70,40 @@ pub(super) fn elasticsearch(
     index(&es.index).map_err(|e| ConfigError::at(key("index"), e))?;
     positive(es.timeout, &key("timeout"))?;
     tls(&es.tls, &es.url, key)
+}
+
+pub(super) fn syslog(
+    sl: &SyslogSinkConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    check(!sl.address.is_empty(), &key("address"), || {
+        "required".to_owned()
+    })?;
+    let address =
+        SyslogAddress::parse(&sl.address).map_err(|e| ConfigError::at(key("address"), e))?;
+    check(
+        facility_code(&sl.facility).is_some(),
+        &key("facility"),
+        || {
+            format!(
+            "unknown facility {:?}: expected kern, user, mail, daemon, auth, syslog, lpr, news, \
+             uucp, cron, authpriv, ftp, ntp, security, console, solaris-cron or local0..local7",
+            sl.facility
+        )
+        },
+    )?;
+    for (name, template) in [("app_name", &sl.app_name), ("hostname", &sl.hostname)] {
+        parse_template(template).map_err(|e| ConfigError::at(key(name), e))?;
+    }
+    positive(sl.timeout, &key("timeout"))?;
+    positive(sl.idle_timeout, &key("idle_timeout"))?;
+    if address.transport != Transport::Tls {
+        check(sl.tls.is_default(), &key("tls"), || {
+            "is set, but address is not tls://: TLS applies to tls:// addresses only".to_owned()
+        })?;
+        return Ok(());
+    }
+    tls(&sl.tls, "", key)
 }
 
 /// The `tls` table: files read and checked as the sink will use them; TLS settings on an

@@ -9,8 +9,9 @@
 //!   thread) and the dispatcher; producers block when it is full.
 //! - `dispatcher`: cuts batches, hands each to every sink in turn, retries with backoff,
 //!   acknowledges positions once every sink took a batch.
-//! - The sinks: `file` (rotating JSON lines), `stdout`, `loki`, `elasticsearch`; `http`
-//!   is what the HTTP sinks share (client, auth, gzip, the classification of answers).
+//! - The sinks: `file` (rotating JSON lines), `stdout`, `loki`, `elasticsearch`,
+//!   `syslog`; `http` is what the HTTP sinks share (client, auth, gzip, the
+//!   classification of answers); `template` renders label-like templates over a record.
 
 pub mod dispatcher;
 pub mod elasticsearch;
@@ -19,6 +20,8 @@ pub mod http;
 pub mod loki;
 pub mod queue;
 pub mod stdout;
+pub mod syslog;
+mod template;
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -174,6 +177,10 @@ pub fn open_one(
         }
         SinkConfig::Elasticsearch(e) => Box::new(
             elasticsearch::ElasticsearchSink::new(name, e, metrics.clone())
+                .map_err(|e| format!("sinks[{i}]: {e}"))?,
+        ),
+        SinkConfig::Syslog(sl) => Box::new(
+            syslog::SyslogSink::new(name, sl, metrics.clone())
                 .map_err(|e| format!("sinks[{i}]: {e}"))?,
         ),
     })
