@@ -24,9 +24,11 @@ mod loki_util;
 mod receivers;
 mod reload;
 mod resume;
+mod rsyslog;
 mod rules;
 mod sinks;
 mod strain;
+mod syslog;
 mod tls;
 mod tls_support;
 // Shared with tests/offline.rs.

@@ -100,6 +100,22 @@ impl Pki {
         )
     }
 
+    /// A server certificate for `names` and its key as PEM files (for servers that read
+    /// files, e.g. rsyslog): (`<file>.pem`, `<file>.key`).
+    pub fn server_files(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().expect("server key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = CertificateParams::new(names).expect("server params");
+        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        let (cert_path, key_path) = (
+            self.path(&format!("{file}.pem")),
+            self.path(&format!("{file}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).expect("write server cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write server key");
+        (cert_path, key_path)
+    }
+
     /// A client certificate and its PKCS#8 EC key: (`<name>.pem`, `<name>.key`).
     pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().expect("client key");
