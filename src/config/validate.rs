@@ -157,6 +157,10 @@ fn sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
                 validate_http::elasticsearch(es, &key)?;
                 continue;
             }
+            SinkConfig::Http(http) => {
+                validate_http::http(http, &key)?;
+                continue;
+            }
         };
         check(!file.path.as_os_str().is_empty(), &key("path"), || {
             "must not be empty".to_owned()

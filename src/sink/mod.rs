@@ -10,13 +10,15 @@
 //! - `dispatcher`: cuts batches, hands each to every sink in turn, retries with backoff,
 //!   acknowledges positions once every sink took a batch.
 //! - The sinks: `file` (rotating JSON lines), `stdout`, `loki`, `elasticsearch`; `http`
-//!   is what the HTTP sinks share (client, auth, gzip, the classification of answers).
+//!   is what the HTTP sinks share (client, auth, gzip, the classification of answers);
+//!   `ndjson` is the generic HTTP sink (`type = "http"`), records as NDJSON or a JSON array.
 
 pub mod dispatcher;
 pub mod elasticsearch;
 pub mod file;
 pub mod http;
 pub mod loki;
+pub mod ndjson;
 pub mod queue;
 pub mod stdout;
 
@@ -176,5 +178,8 @@ pub fn open_one(
             elasticsearch::ElasticsearchSink::new(name, e, metrics.clone())
                 .map_err(|e| format!("sinks[{i}]: {e}"))?,
         ),
+        SinkConfig::Http(h) => {
+            Box::new(ndjson::HttpSink::new(name, h).map_err(|e| format!("sinks[{i}]: {e}"))?)
+        }
     })
 }
