@@ -10,6 +10,7 @@ mod connections;
 mod endpoints;
 mod files_mode;
 mod hostfiles;
+mod http_sink;
 mod image;
 mod lifecycle;
 // Against a real Grafana Loki (scripts/test.sh starts it and turns the feature on).
@@ -19,7 +20,8 @@ mod loki_real;
 mod loki_refusals;
 #[cfg(feature = "real-loki")]
 mod loki_util;
-// The fake Loki and Elasticsearch of the sink tests (their self-tests run offline).
+// The fake Loki, Elasticsearch and HTTP endpoint of the sink tests (their self-tests run
+// offline).
 #[allow(dead_code)]
 mod receivers;
 mod reload;

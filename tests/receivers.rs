@@ -1,9 +1,10 @@
-//! Protocol-faithful fake Grafana Loki and Elasticsearch receivers for the sink tests, built on
-//! `tiny_http` at 127.0.0.1:<ephemeral>. Loki takes `POST /loki/api/v1/push` (JSON, optionally
+//! Protocol-faithful fake Grafana Loki and Elasticsearch receivers, and a generic HTTP endpoint,
+//! for the sink tests, built on `tiny_http` at 127.0.0.1:<ephemeral>. Loki takes `POST /loki/api/v1/push` (JSON, optionally
 //! gzipped) and rejects, with 400 and nothing recorded, what real Loki rejects: bad JSON, empty
 //! or invalid labels, timestamps that are not nanosecond strings, entries out of order within a
 //! stream. Elasticsearch takes `POST /_bulk` NDJSON `create`/`index` pairs and answers per item,
-//! failures chosen by `set_item_failures`. A `Mode` (applied to every request, any path) injects
+//! failures chosen by `set_item_failures`. The generic endpoint takes `POST` on any path (query
+//! kept) and keeps the body of each request it answers 200 (`accepted`). A `Mode` (applied to every request, any path) injects
 //! faults: fixed statuses, 429 with Retry-After, requests held until the mode changes (then 503),
 //! and a closed port that is rebound (same port) when the mode changes again. Four worker
 //! threads ("fakerx-w-<port>") take requests off tiny_http's queue; tiny_http is started from a
@@ -26,6 +27,15 @@ use std::time::{Duration, Instant};
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use serde_json::{json, Value};
 use tiny_http::{Header, Response, Server};
+
+/// What a receiver plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Loki,
+    Elasticsearch,
+    /// Any path, any body: the generic HTTP sink's endpoint.
+    Http,
+}
 
 /// How the receiver answers every request (default `Ok`); see the module doc.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,11 +114,12 @@ struct State {
     requests: Vec<Request>,
     loki: Vec<LokiEntry>,
     es: Vec<EsDoc>,
+    accepted: Vec<Request>,
     item_failures: Option<ItemFailures>,
 }
 
 struct Shared {
-    es: bool,
+    kind: Kind,
     port: u16,
     state: Mutex<State>,
     changed: Condvar,
@@ -154,7 +165,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A fake Loki or Elasticsearch; see the module doc.
+/// A fake Loki, Elasticsearch or generic HTTP endpoint; see the module doc.
 pub struct Receiver {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
@@ -163,21 +174,26 @@ pub struct Receiver {
 impl Receiver {
     /// A fake Loki serving `POST /loki/api/v1/push`; other paths 404.
     pub fn loki() -> Receiver {
-        Receiver::start(false)
+        Receiver::start(Kind::Loki)
     }
 
     /// A fake Elasticsearch serving `POST /_bulk` and `GET /`.
     pub fn elasticsearch() -> Receiver {
-        Receiver::start(true)
+        Receiver::start(Kind::Elasticsearch)
     }
 
-    fn start(es: bool) -> Receiver {
+    /// An endpoint taking `POST` on any path, answering 200 in `Mode::Ok`; other methods 405.
+    pub fn http() -> Receiver {
+        Receiver::start(Kind::Http)
+    }
+
+    fn start(kind: Kind) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("fake receiver: bind");
         let port = listener.local_addr().unwrap().port();
         let server = Mutex::new(Some(serve(listener, port)));
         let (state, changed, next_id) = (Mutex::default(), Condvar::new(), AtomicU64::new(1));
         let shared = Arc::new(Shared {
-            es,
+            kind,
             port,
             state,
             changed,
@@ -235,6 +251,11 @@ impl Receiver {
     /// The documents accepted (item status 201), in order.
     pub fn es_docs(&self) -> Vec<EsDoc> {
         self.shared.state().es.clone()
+    }
+
+    /// Generic endpoint: the requests answered 200, in order (bodies gunzipped).
+    pub fn accepted(&self) -> Vec<Request> {
+        self.shared.state().accepted.clone()
     }
 
     /// Polls `f` every 20 ms; panics naming `what` after `timeout`.
@@ -374,30 +395,36 @@ fn answer(sh: &Shared, rq: &mut tiny_http::Request) -> Reply {
     if let Some(why) = bad {
         return text(400, &why);
     }
-    match mode {
-        Mode::Ok if sh.es => bulk(sh, &req),
-        Mode::Ok => match loki_push(&req) {
+    match (mode, sh.kind) {
+        (Mode::Ok, Kind::Elasticsearch) => bulk(sh, &req),
+        (Mode::Ok, Kind::Loki) => match loki_push(&req) {
             Ok(entries) => {
                 sh.state().loki.extend(entries);
                 (204, vec![], vec![])
             }
             Err(reply) => reply,
         },
-        Mode::Status(code, body) => {
-            let ct = if sh.es { JSON } else { TEXT };
+        (Mode::Ok, Kind::Http) if req.method != "POST" => text(405, "405 method not allowed"),
+        (Mode::Ok, Kind::Http) => {
+            sh.state().accepted.push(req);
+            (200, vec![("Content-Type", JSON.into())], b"{}".to_vec())
+        }
+        (Mode::Status(code, body), _) => {
+            let es = sh.kind == Kind::Elasticsearch;
+            let ct = if es { JSON } else { TEXT };
             (code, vec![("Content-Type", ct.into())], body.into_bytes())
         }
-        Mode::RetryAfter(secs) => {
+        (Mode::RetryAfter(secs), _) => {
             let (code, mut headers, body) = text(429, "too many requests");
             headers.push(("Retry-After", secs.to_string()));
             (code, headers, body)
         }
-        Mode::Hang => {
+        (Mode::Hang, _) => {
             let hung = |s: &mut State| s.generation == generation && !s.stopping;
             drop(sh.changed.wait_while(sh.state(), hung));
             text(503, "fake receiver: released a hung request")
         }
-        Mode::Refuse => text(503, "fake receiver: refusing"),
+        (Mode::Refuse, _) => text(503, "fake receiver: refusing"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Self-tests of the fake Loki and Elasticsearch receivers (`receivers.rs`): the protocol
+//! Self-tests of the fake Loki, Elasticsearch and generic HTTP receivers (`receivers.rs`): the protocol
 //! they speak, the faults their modes inject, and that Drop stops every thread and closes
 //! every connection. No Docker daemon is involved, so they run in the offline test binary;
 //! the Docker-backed binary includes `receivers.rs` for its sink tests but not these.
@@ -165,6 +165,34 @@ fn elasticsearch_bulk_items_fail_individually() {
     let (status, _, root) = call(&r, "GET /", "", b"");
     assert!(status == 200 && root.contains("\"number\":\"8."), "{root}");
     assert_eq!((r.es_docs().len(), r.requests().len()), (2, 5));
+}
+
+#[test]
+fn http_endpoint_keeps_posts_on_any_path_gunzipped() {
+    let r = Receiver::http();
+    let ndjson = b"{\"message\":\"one\"}\n{\"message\":\"two\"}\n";
+    let post = "POST /insert/jsonline?_msg_field=message";
+    let hdrs = format!("{NDJSON}X-Api-Key: k3y\r\n");
+    assert_eq!(call(&r, post, &hdrs, ndjson).0, 200);
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::default());
+    gz.write_all(b"[{\"message\":\"three\"}]").unwrap();
+    let hdrs = format!("{CT_JSON}Content-Encoding: gzip\r\n");
+    assert_eq!(call(&r, "POST /", &hdrs, &gz.finish().unwrap()).0, 200);
+    assert_eq!(call(&r, "GET /", "", b"").0, 405);
+    r.set_mode(Mode::Status(400, "bad record".into()));
+    let (status, _, body) = call(&r, "POST /x", NDJSON, ndjson);
+    assert_eq!((status, &body[..]), (400, "bad record"));
+    let accepted = r.accepted();
+    assert_eq!(accepted.len(), 2, "the 405 and the 400 are not kept");
+    assert_eq!(accepted[0].path, "/insert/jsonline?_msg_field=message");
+    assert_eq!(
+        (&accepted[0].body[..], accepted[0].gzipped),
+        (&ndjson[..], false)
+    );
+    assert_eq!(accepted[0].header("x-api-key"), Some("k3y"));
+    assert_eq!(accepted[1].body, b"[{\"message\":\"three\"}]");
+    assert!(accepted[1].gzipped);
+    assert_eq!(r.requests().len(), 4);
 }
 
 #[test]

@@ -1,7 +1,7 @@
-//! The Loki and Elasticsearch sinks' entries and their defaults (those of
-//! `config/log-capturer.toml`). Credentials are typed [`Secret`], so neither `Debug` nor
-//! `--check-config` shows them, and optional keys that are unset are left out of
-//! `--check-config` output rather than printed empty.
+//! The Loki, Elasticsearch and generic HTTP sinks' entries and their defaults (those of
+//! `config/log-capturer.toml`). Credentials (and the HTTP sink's header values) are typed
+//! [`Secret`], so neither `Debug` nor `--check-config` shows them, and optional keys that
+//! are unset are left out of `--check-config` output rather than printed empty.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -156,12 +156,101 @@ impl Default for ElasticsearchSinkConfig {
     }
 }
 
+/// Any HTTP endpoint taking JSON records: each batch POSTed to `url` as is (query
+/// included), as newline-delimited JSON or one JSON array, the records exactly as the file
+/// sink writes them. `Default` has an empty `url`, which validation rejects. Validation
+/// guarantees at most one of basic auth and `bearer_token`, and header names that are
+/// HTTP tokens and not set by the sink itself.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// The full endpoint, `http(s)://host[:port][/path][?query]`.
+    pub url: String,
+    pub format: BodyFormat,
+    /// Gzip the request body (`Content-Encoding: gzip`).
+    pub gzip: bool,
+    /// Extra request headers, name -> value. The values often are API keys, so all of
+    /// them are secrets: `Debug` and `--check-config` show the names only.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<Secret>,
+    /// Per request.
+    pub timeout: HumanDuration,
+    /// HTTPS: extra CA, client certificate, name to verify (README, Sinks).
+    #[serde(skip_serializing_if = "TlsConfig::is_default")]
+    pub tls: TlsConfig,
+}
+
+impl Default for HttpSinkConfig {
+    fn default() -> Self {
+        HttpSinkConfig {
+            url: String::new(),
+            format: BodyFormat::Ndjson,
+            gzip: true,
+            headers: BTreeMap::new(),
+            username: None,
+            password: None,
+            bearer_token: None,
+            timeout: secs(10),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+/// The body of an HTTP sink's request: one JSON record per line, or a JSON array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BodyFormat {
+    #[default]
+    Ndjson,
+    JsonArray,
+}
+
+impl FromStr for BodyFormat {
+    type Err = InvalidValue;
+
+    fn from_str(text: &str) -> Result<Self, InvalidValue> {
+        match text {
+            "ndjson" => Ok(BodyFormat::Ndjson),
+            "json_array" => Ok(BodyFormat::JsonArray),
+            _ => Err(InvalidValue(format!(
+                "invalid format {text:?}: expected \"ndjson\" or \"json_array\""
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for BodyFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BodyFormat::Ndjson => "ndjson",
+            BodyFormat::JsonArray => "json_array",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for BodyFormat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_from_str(deserializer, "\"ndjson\" or \"json_array\"")
+    }
+}
+
+impl Serialize for BodyFormat {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{Config, SinkConfig};
+    use crate::config::{Config, SinkConfig, REDACTED};
 
     #[test]
     fn line_format_round_trips() {
@@ -330,5 +419,104 @@ mod tests {
             Some("{container_name}")
         );
         assert_eq!(printed["sinks"][2]["index"].as_str(), Some("logs-%Y.%m.%d"));
+    }
+
+    #[test]
+    fn body_format_round_trips() {
+        for format in [BodyFormat::Ndjson, BodyFormat::JsonArray] {
+            assert_eq!(format.to_string().parse(), Ok(format));
+        }
+        let err = "json".parse::<BodyFormat>().unwrap_err();
+        assert!(err.0.contains("\"ndjson\" or \"json_array\""), "{err}");
+    }
+
+    #[test]
+    fn http_sink_with_only_a_url_has_the_defaults() {
+        let text = "[[sinks]]\ntype = \"http\"\nurl = \"http://intake:9428/insert?a=1\"\n";
+        let config = Config::from_toml_str(text, "t").unwrap();
+        let expected = HttpSinkConfig {
+            url: "http://intake:9428/insert?a=1".into(),
+            format: BodyFormat::Ndjson,
+            gzip: true,
+            headers: BTreeMap::new(),
+            username: None,
+            password: None,
+            bearer_token: None,
+            timeout: HumanDuration(Duration::from_secs(10)),
+            tls: TlsConfig::default(),
+        };
+        assert_eq!(config.sinks, [SinkConfig::Http(expected)]);
+    }
+
+    #[test]
+    fn http_sink_reads_every_key() {
+        let text = "[[sinks]]\ntype = \"http\"\nurl = \"https://intake/\"\n\
+                    format = \"json_array\"\ngzip = false\ntimeout = \"3s\"\n\
+                    headers = { \"X-Api-Key\" = \"k3y\", X-Org = \"o\" }\n\
+                    username = \"u\"\npassword = \"p\"\n\
+                    tls = { server_name = \"intake.internal\" }\n";
+        let config = Config::from_toml_str(text, "t").unwrap();
+        let SinkConfig::Http(http) = &config.sinks[0] else {
+            panic!("{config:?}");
+        };
+        assert_eq!((http.format, http.gzip), (BodyFormat::JsonArray, false));
+        let headers: Vec<(&str, &str)> = http
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(headers, [("X-Api-Key", "k3y"), ("X-Org", "o")]);
+        assert_eq!(http.username.as_deref(), Some("u"));
+        assert_eq!(http.password.as_ref().map(Secret::expose), Some("p"));
+        assert_eq!(http.timeout.get(), Duration::from_secs(3));
+        assert_eq!(http.tls.server_name(), Some("intake.internal"));
+    }
+
+    /// Header values may be API keys: `Debug` and `--check-config` show the names only,
+    /// and what `--check-config` prints parses back, values as `<redacted>`.
+    #[test]
+    fn http_sink_header_values_and_credentials_never_print() {
+        let http = HttpSinkConfig {
+            url: "https://intake/ingest".into(),
+            headers: [
+                ("X-Api-Key".to_owned(), Secret::new("hdr-val-1")),
+                ("X-Org".to_owned(), Secret::new("hdr-val-2")),
+            ]
+            .into(),
+            bearer_token: Some(Secret::new("http-tok-3")),
+            ..HttpSinkConfig::default()
+        };
+        let mut config = Config::default();
+        config.sinks.push(SinkConfig::Http(http));
+        config.validate().unwrap();
+        let text = config.to_toml();
+        let debug = format!("{config:?} {config:#?}");
+        for secret in ["hdr-val-1", "hdr-val-2", "http-tok-3"] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert!(debug.contains("X-Api-Key"), "{debug}");
+        let printed: toml::Table = text.parse().expect(&text);
+        let sink = &printed["sinks"][1];
+        assert_eq!(sink["headers"]["X-Api-Key"].as_str(), Some(REDACTED));
+        assert_eq!(sink["bearer_token"].as_str(), Some(REDACTED));
+        let mut keys: Vec<&String> = sink.as_table().map(|t| t.keys().collect()).unwrap();
+        keys.sort();
+        let expected = [
+            "bearer_token",
+            "format",
+            "gzip",
+            "headers",
+            "timeout",
+            "type",
+            "url",
+        ];
+        assert_eq!(keys, expected, "unset options left out");
+        let back = Config::from_toml_str(&text, "printed").unwrap();
+        let SinkConfig::Http(back) = &back.sinks[1] else {
+            panic!("{back:?}");
+        };
+        assert!(back.headers.values().all(|v| v.expose() == REDACTED));
+        assert_eq!(back.format, BodyFormat::Ndjson);
     }
 }

@@ -6,8 +6,8 @@
 //! # Layout
 //! - `sections.rs`: the section structs, `Initial`, `ReadFrom`, and defaults.
 //! - `sinks.rs`: `SinkConfig`, the file and stdout sinks, and defaults.
-//! - `http_sinks.rs`: the Loki and Elasticsearch sinks, and defaults; `syslog.rs`: the
-//!   syslog sink, its address, format, framing and facility.
+//! - `http_sinks.rs`: the Loki, Elasticsearch and generic HTTP sinks, and defaults;
+//!   `syslog.rs`: the syslog sink, its address, format, framing and facility.
 //! - `patterns.rs`: `Glob` and `LabelFilter`, the container filters' globs.
 //! - `rules.rs`: `[[rules]]`, the processing rules, with their regexes compiled.
 //! - `template.rs`: Loki label templates and Elasticsearch index patterns, parsed for
@@ -16,13 +16,14 @@
 //! - `parse.rs`: TOML text to `Config`, blaming the exact key that fails.
 //! - `env.rs`: environment overrides (scalar keys of the sections; never sinks).
 //! - `validate.rs`, `validate_http.rs`: checks of values that parse but cannot work;
-//!   `url.rs`: the base URLs of the HTTP sinks.
+//!   `url.rs`: the base URLs of the HTTP sinks; `headers.rs`: the HTTP sink's headers.
 //! - `tls.rs`: the `tls` table of the network sinks (files checked by `crate::tls`).
 //! - `secret.rs`: keeping credentials out of `--check-config` output and `Debug`.
 //! - `error.rs`: `ConfigError`.
 
 mod env;
 mod error;
+mod headers;
 mod http_sinks;
 mod parse;
 mod patterns;
@@ -43,7 +44,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use error::{ConfigError, Origin};
-pub use http_sinks::{ElasticsearchSinkConfig, LineFormat, LokiSinkConfig};
+pub use http_sinks::{
+    BodyFormat, ElasticsearchSinkConfig, HttpSinkConfig, LineFormat, LokiSinkConfig,
+};
 #[cfg(test)]
 pub(crate) use patterns::parse_all;
 pub use patterns::{Glob, LabelFilter};
@@ -230,6 +233,7 @@ mod tests {
     const EXAMPLE: &str = include_str!("../../config/log-capturer.toml");
     const LOKI_EXAMPLE: &str = include_str!("../../config/examples/loki.toml");
     const ES_EXAMPLE: &str = include_str!("../../config/examples/elasticsearch.toml");
+    const HTTP_EXAMPLE: &str = include_str!("../../config/examples/http.toml");
 
     #[test]
     fn documented_example_equals_defaults() {
@@ -273,12 +277,67 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("# tls = "))
             .collect();
-        assert_eq!(lines.len(), 2, "the Loki and Elasticsearch blocks");
+        assert_eq!(lines.len(), 3, "the Loki, Elasticsearch and HTTP blocks");
         for line in lines {
             let table: toml::Table = format!("tls = {line}").parse().unwrap();
             let tls: TlsConfig = table["tls"].clone().try_into().unwrap();
             assert!(tls.is_default(), "{line}");
         }
+    }
+
+    /// The commented HTTP sink block of the example, uncommented, is the sink's defaults
+    /// with its url, and names every key (those unset by default as `# # key`).
+    #[test]
+    fn example_http_block_names_every_key_at_its_default() {
+        let lines: Vec<&str> = EXAMPLE.lines().collect();
+        let start = lines
+            .windows(2)
+            .position(|w| w == ["# [[sinks]]", "# type = \"http\""])
+            .expect("the HTTP sink block");
+        let block: Vec<&str> = lines[start..]
+            .iter()
+            .map_while(|l| l.strip_prefix("# "))
+            .collect();
+        let text: String = block.iter().map(|l| format!("{l}\n")).collect();
+        let config = Config::from_toml_str(&text, "the HTTP sink block").unwrap();
+        let SinkConfig::Http(http) = &config.sinks[0] else {
+            panic!("{config:?}");
+        };
+        let defaults = HttpSinkConfig {
+            url: http.url.clone(),
+            ..HttpSinkConfig::default()
+        };
+        assert_eq!(http, &defaults);
+        let key = |line: &&str| {
+            Some(
+                line.split_once(" = ")?
+                    .0
+                    .trim_start_matches("# ")
+                    .to_owned(),
+            )
+        };
+        let mut written: Vec<String> = block.iter().filter_map(key).collect();
+        written.sort();
+        // Every option set, so that none is left out of the printed keys.
+        let full = HttpSinkConfig {
+            headers: [("X-A".to_owned(), Secret::new("v"))].into(),
+            username: Some("u".into()),
+            password: Some(Secret::new("p")),
+            bearer_token: Some(Secret::new("t")),
+            tls: TlsConfig {
+                server_name: "x".into(),
+                ..TlsConfig::default()
+            },
+            ..defaults
+        };
+        let mut all: Vec<String> = toml::Table::try_from(full)
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        all.push("type".into());
+        all.sort();
+        assert_eq!(written, all, "every key of the HTTP sink");
     }
 
     #[test]
@@ -290,6 +349,7 @@ mod tests {
                 "config/examples/elasticsearch.toml",
                 "elasticsearch",
             ),
+            (HTTP_EXAMPLE, "config/examples/http.toml", "http"),
         ] {
             let config = Config::from_toml_str(text, name).unwrap();
             let types: Vec<_> = config.sinks.iter().map(SinkConfig::type_name).collect();

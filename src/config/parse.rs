@@ -22,7 +22,7 @@ const SECTIONS: [&str; 8] = [
 ];
 
 /// The sink `type`s, in the order of the README's Sinks section.
-const SINK_TYPES: [&str; 5] = ["file", "stdout", "loki", "elasticsearch", "syslog"];
+const SINK_TYPES: [&str; 6] = ["file", "stdout", "loki", "elasticsearch", "http", "syslog"];
 
 /// Parses `text` over the defaults, without validating. Errors carry no origin yet.
 pub(super) fn parse_document(text: &str) -> Result<Config, ConfigError> {
@@ -145,6 +145,7 @@ fn sink(path: &str, entry: Value) -> Result<SinkConfig, ConfigError> {
         "stdout" => section(path, Value::Table(table)).map(SinkConfig::Stdout),
         "loki" => http_sink(path, table).map(SinkConfig::Loki),
         "elasticsearch" => http_sink(path, table).map(SinkConfig::Elasticsearch),
+        "http" => http_sink(path, table).map(SinkConfig::Http),
         "syslog" => syslog_sink(path, table).map(SinkConfig::Syslog),
         _ => Err(ConfigError::at(
             type_key,
@@ -153,7 +154,7 @@ fn sink(path: &str, entry: Value) -> Result<SinkConfig, ConfigError> {
     }
 }
 
-/// A Loki or Elasticsearch sink, whose `url` has no default. Its presence is checked
+/// A Loki, Elasticsearch or HTTP sink, whose `url` has no default. Its presence is checked
 /// after the other keys, so a misspelt `urll` is reported as unknown, not `url` as missing.
 fn http_sink<T: DeserializeOwned>(path: &str, table: Table) -> Result<T, ConfigError> {
     let has_url = table.contains_key("url");

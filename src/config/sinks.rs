@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sections::MIB;
 use super::units::ByteSize;
-use super::{ElasticsearchSinkConfig, LokiSinkConfig, SyslogSinkConfig, TlsConfig};
+use super::{ElasticsearchSinkConfig, HttpSinkConfig, LokiSinkConfig, SyslogSinkConfig, TlsConfig};
 
 /// One `[[sinks]]` entry, selected by its `type` key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -19,6 +19,7 @@ pub enum SinkConfig {
     Stdout(StdoutSinkConfig),
     Loki(LokiSinkConfig),
     Elasticsearch(ElasticsearchSinkConfig),
+    Http(HttpSinkConfig),
     Syslog(SyslogSinkConfig),
 }
 
@@ -30,6 +31,7 @@ impl SinkConfig {
             SinkConfig::Stdout(_) => "stdout",
             SinkConfig::Loki(_) => "loki",
             SinkConfig::Elasticsearch(_) => "elasticsearch",
+            SinkConfig::Http(_) => "http",
             SinkConfig::Syslog(_) => "syslog",
         }
     }
@@ -39,6 +41,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Loki(l) => Some(&l.tls),
             SinkConfig::Elasticsearch(e) => Some(&e.tls),
+            SinkConfig::Http(h) => Some(&h.tls),
             SinkConfig::Syslog(s) => Some(&s.tls),
             SinkConfig::File(_) | SinkConfig::Stdout(_) => None,
         }
@@ -86,10 +89,11 @@ mod tests {
             SinkConfig::Stdout(StdoutSinkConfig {}),
             SinkConfig::Loki(LokiSinkConfig::default()),
             SinkConfig::Elasticsearch(ElasticsearchSinkConfig::default()),
+            SinkConfig::Http(HttpSinkConfig::default()),
         ]
         .iter()
         .map(SinkConfig::type_name)
         .collect();
-        assert_eq!(names, ["file", "stdout", "loki", "elasticsearch"]);
+        assert_eq!(names, ["file", "stdout", "loki", "elasticsearch", "http"]);
     }
 }

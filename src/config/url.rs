@@ -1,6 +1,7 @@
 //! The base URL of an HTTP sink, `http(s)://host[:port][/prefix]`, checked by hand:
 //! the sink appends its own path (`/loki/api/v1/push`, `/_bulk`) to the text as written,
-//! so only the shape that makes that append correct is accepted.
+//! so only the shape that makes that append correct is accepted. The generic HTTP sink
+//! posts to its URL as written, so there a query is allowed too.
 
 /// Checks `url`; the error says what is wrong, quoting the URL.
 pub(super) fn check_base_url(url: &str) -> Result<(), String> {
@@ -40,6 +41,23 @@ pub(super) fn check_base_url(url: &str) -> Result<(), String> {
         Some(Ok(0) | Err(_)) => fail("the port must be a number from 1 to 65535"),
         _ => Ok(()),
     }
+}
+
+/// Checks the full endpoint of the HTTP sink: a base URL and an optional query (many
+/// intakes take their options there); a fragment is never sent, so it is refused.
+pub(super) fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let fail = |message: &str| Err(format!("{url:?}: {message}"));
+    if url.contains('#') {
+        return fail("must not have a fragment: it is never sent to the server");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return fail("must not contain spaces or control characters");
+    }
+    let base = url.split_once('?').map_or(url, |(base, _)| base);
+    check_base_url(base).or_else(|e| {
+        let quoted = format!("{base:?}: ");
+        fail(e.strip_prefix(&quoted).unwrap_or(&e))
+    })
 }
 
 #[cfg(test)]
@@ -84,6 +102,25 @@ mod tests {
             ("http://user:pw@loki:3100", "credentials"),
         ] {
             let err = check_base_url(url).expect_err(url);
+            assert!(err.starts_with(&format!("{url:?}: ")), "{err}");
+            assert!(err.contains(needle), "{url:?}: {err:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_may_have_a_query() {
+        let url = "http://[::1]:9428/insert/jsonline?_msg_field=message&_stream_fields=a,b";
+        assert_eq!(check_endpoint_url(url), Ok(()));
+        assert_eq!(check_endpoint_url("https://intake.example/?"), Ok(()));
+        for (url, needle) in [
+            ("http://intake/#top", "fragment"),
+            ("http://intake/?a=1#top", "fragment"),
+            ("http://intake:0/?a=1", "port"),
+            ("http://u:p@intake/?a=1", "credentials"),
+            ("http://intake/?a=b c", "spaces"),
+            ("intake/?a=1", "http:// or https://"),
+        ] {
+            let err = check_endpoint_url(url).expect_err(url);
             assert!(err.starts_with(&format!("{url:?}: ")), "{err}");
             assert!(err.contains(needle), "{url:?}: {err:?} lacks {needle:?}");
         }

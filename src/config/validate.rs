@@ -157,6 +157,10 @@ fn sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
                 validate_http::elasticsearch(es, &key)?;
                 continue;
             }
+            SinkConfig::Http(http) => {
+                validate_http::http(http, &key)?;
+                continue;
+            }
             SinkConfig::Syslog(sl) => {
                 validate_http::syslog(sl, &key)?;
                 continue;

@@ -1,15 +1,16 @@
-//! Checks of Loki and Elasticsearch sinks that parse but cannot work: a URL the sink
-//! cannot use, half-configured or doubly-configured credentials, labels Loki would
-//! reject, an index pattern Elasticsearch would reject. Each error names the key, down
-//! to `sinks[1].labels.container`. The `tls` files are read and checked here, as the sink
+//! Checks of Loki, Elasticsearch, HTTP and syslog sinks that parse but cannot work: a URL the
+//! sink cannot use, half-configured or doubly-configured credentials, labels Loki would
+//! reject, an index pattern Elasticsearch would reject, headers that are no valid HTTP or
+//! that the sink sets itself. Each error names the key, down to
+//! `sinks[1].labels.container`. The `tls` files are read and checked here, as the sink
 //! will use them.
 
 use super::template::{parse_index_pattern, parse_template, IndexPart};
-use super::url::check_base_url;
+use super::url::{check_base_url, check_endpoint_url};
 use super::validate::{check, positive};
 use super::{
-    facility_code, ConfigError, ElasticsearchSinkConfig, LokiSinkConfig, Secret, SyslogAddress,
-    SyslogSinkConfig, TlsConfig, Transport,
+    facility_code, ConfigError, ElasticsearchSinkConfig, HttpSinkConfig, LokiSinkConfig, Secret,
+    SyslogAddress, SyslogSinkConfig, TlsConfig, Transport,
 };
 use crate::tls::ClientTls;
 
@@ -104,6 +105,25 @@ pub(super) fn syslog(
         return Ok(());
     }
     tls(&sl.tls, "", key)
+}
+
+pub(super) fn http(http: &HttpSinkConfig, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    match http.url.is_empty() {
+        true => Err(ConfigError::at(key("url"), "required")),
+        false => check_endpoint_url(&http.url).map_err(|e| ConfigError::at(key("url"), e)),
+    }?;
+    let token = http.bearer_token.as_ref().map(Secret::expose);
+    header_value(token, &key("bearer_token"))?;
+    credentials(
+        http.username.as_deref(),
+        http.password.as_ref(),
+        token,
+        "bearer_token",
+        key,
+    )?;
+    super::headers::check(&http.headers, &key("headers"))?;
+    positive(http.timeout, &key("timeout"))?;
+    tls(&http.tls, &http.url, key)
 }
 
 /// The `tls` table: files read and checked as the sink will use them; TLS settings on an
@@ -243,6 +263,19 @@ mod tests {
         };
         edit(&mut es);
         SinkConfig::Elasticsearch(es)
+    }
+
+    fn http(edit: impl FnOnce(&mut HttpSinkConfig)) -> SinkConfig {
+        let mut http = HttpSinkConfig {
+            url: "https://intake.example/insert?_msg_field=message".into(),
+            ..HttpSinkConfig::default()
+        };
+        edit(&mut http);
+        SinkConfig::Http(http)
+    }
+
+    fn header(name: &str, value: &str) -> SinkConfig {
+        http(|h| h.headers = [(name.to_owned(), Secret::new(value))].into())
     }
 
     #[track_caller]
@@ -444,5 +477,61 @@ mod tests {
             "required when cert_file is set",
         );
         validate(es(|e| e.tls.insecure_skip_verify = true)).expect("insecure is allowed");
+    }
+
+    #[test]
+    fn http_sink_url_may_carry_a_query() {
+        validate(http(|_| {})).unwrap();
+        validate(http(|h| h.url = "http://[::1]:9428".into())).unwrap();
+        assert_invalid(http(|h| h.url.clear()), "sinks[1].url", "required");
+        assert_invalid(
+            http(|h| h.url = "https://intake/#x".into()),
+            "sinks[1].url",
+            "fragment",
+        );
+        assert_invalid(
+            http(|h| h.url = "https://u:pw@intake/".into()),
+            "sinks[1].url",
+            "credentials",
+        );
+        let plain = http(|h| {
+            h.url = "http://intake/".into();
+            h.tls.ca_file = "/etc/ca.pem".into();
+        });
+        assert_invalid(plain, "sinks[1].tls", "https:// URLs only");
+        let zero = HumanDuration(std::time::Duration::ZERO);
+        assert_invalid(http(|h| h.timeout = zero), "sinks[1].timeout", "than 0");
+    }
+
+    #[test]
+    fn http_sink_credentials_are_checked() {
+        validate(http(|h| h.bearer_token = secret("t"))).unwrap();
+        validate(http(|h| {
+            h.username = Some("u".into());
+            h.password = secret("p");
+        }))
+        .unwrap();
+        let half = http(|h| h.password = secret("p"));
+        assert_invalid(half, "sinks[1].username", "required when password is set");
+        let both = http(|h| {
+            h.username = Some("u".into());
+            h.password = secret("p");
+            h.bearer_token = secret("t");
+        });
+        assert_invalid(both, "sinks[1].bearer_token", "cannot be combined");
+        let token = http(|h| h.bearer_token = secret("t\r\nX: 1"));
+        assert_invalid(token, "sinks[1].bearer_token", "control");
+    }
+
+    #[test]
+    fn http_sink_headers_are_checked() {
+        validate(header("X-Api-Key", "k3y")).unwrap();
+        let key = "sinks[1].headers.Authorization";
+        assert_invalid(header("Authorization", "v"), key, "bearer_token");
+        assert_invalid(
+            header("X-Api-Key", ""),
+            "sinks[1].headers.X-Api-Key",
+            "empty",
+        );
     }
 }

@@ -11,13 +11,16 @@
 //!   acknowledges positions once every sink took a batch.
 //! - The sinks: `file` (rotating JSON lines), `stdout`, `loki`, `elasticsearch`,
 //!   `syslog`; `http` is what the HTTP sinks share (client, auth, gzip, the
-//!   classification of answers); `template` renders label-like templates over a record.
+//!   classification of answers); `ndjson` is the generic HTTP sink (`type = "http"`),
+//!   records as NDJSON or a JSON array; `template` renders label-like templates over a
+//!   record.
 
 pub mod dispatcher;
 pub mod elasticsearch;
 pub mod file;
 pub mod http;
 pub mod loki;
+pub mod ndjson;
 pub mod queue;
 pub mod stdout;
 pub mod syslog;
@@ -179,6 +182,9 @@ pub fn open_one(
             elasticsearch::ElasticsearchSink::new(name, e, metrics.clone())
                 .map_err(|e| format!("sinks[{i}]: {e}"))?,
         ),
+        SinkConfig::Http(h) => {
+            Box::new(ndjson::HttpSink::new(name, h).map_err(|e| format!("sinks[{i}]: {e}"))?)
+        }
         SinkConfig::Syslog(sl) => Box::new(
             syslog::SyslogSink::new(name, sl, metrics.clone())
                 .map_err(|e| format!("sinks[{i}]: {e}"))?,
