@@ -134,6 +134,14 @@ if ! command -v promtool >/dev/null 2>&1; then
         || die "could not install promtool (apt-get install prometheus)"
 fi
 
+# rsyslogd (Debian packages rsyslog and rsyslog-gnutls): tests/syslog.rs runs its own
+# instances (own config, port and files; never the system's, which is not started).
+if ! command -v rsyslogd >/dev/null 2>&1 || ! [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ]; then
+    step "installing rsyslog and rsyslog-gnutls (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog rsyslog-gnutls >/dev/null \
+        || die "could not install rsyslog (apt-get install rsyslog rsyslog-gnutls)"
+fi
+
 # openssl (Debian package openssl) makes the RSA and SEC1 client keys of tests/tls.rs.
 if ! command -v openssl >/dev/null 2>&1; then
     step "installing openssl (Debian package openssl)"

@@ -234,6 +234,7 @@ mod tests {
     const LOKI_EXAMPLE: &str = include_str!("../../config/examples/loki.toml");
     const ES_EXAMPLE: &str = include_str!("../../config/examples/elasticsearch.toml");
     const HTTP_EXAMPLE: &str = include_str!("../../config/examples/http.toml");
+    const SYSLOG_EXAMPLE: &str = include_str!("../../config/examples/syslog.toml");
 
     #[test]
     fn documented_example_equals_defaults() {
@@ -277,12 +278,46 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("# tls = "))
             .collect();
-        assert_eq!(lines.len(), 3, "the Loki, Elasticsearch and HTTP blocks");
+        assert_eq!(
+            lines.len(),
+            4,
+            "the Loki, Elasticsearch, HTTP and syslog blocks"
+        );
         for line in lines {
             let table: toml::Table = format!("tls = {line}").parse().unwrap();
             let tls: TlsConfig = table["tls"].clone().try_into().unwrap();
             assert!(tls.is_default(), "{line}");
         }
+    }
+
+    /// The commented syslog block of the example, uncommented, is the sink's defaults
+    /// with its address.
+    #[test]
+    fn example_syslog_block_is_at_the_defaults() {
+        let lines: Vec<&str> = EXAMPLE.lines().collect();
+        let start = lines
+            .windows(2)
+            .position(|w| w == ["# [[sinks]]", "# type = \"syslog\""])
+            .expect("the syslog sink block");
+        let text: String = lines[start..]
+            .iter()
+            .map_while(|l| l.strip_prefix("# "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = Config::from_toml_str(&text, "the syslog sink block").unwrap();
+        let SinkConfig::Syslog(syslog) = &config.sinks[0] else {
+            panic!("{config:?}");
+        };
+        let defaults = SyslogSinkConfig {
+            address: syslog.address.clone(),
+            ..SyslogSinkConfig::default()
+        };
+        assert_eq!(syslog, &defaults);
+        let keys = text
+            .lines()
+            .filter(|l| l.starts_with(char::is_alphabetic))
+            .count();
+        assert_eq!(keys, 10, "type and the 9 keys: {text}");
     }
 
     /// The commented HTTP sink block of the example, uncommented, is the sink's defaults
@@ -350,6 +385,7 @@ mod tests {
                 "elasticsearch",
             ),
             (HTTP_EXAMPLE, "config/examples/http.toml", "http"),
+            (SYSLOG_EXAMPLE, "config/examples/syslog.toml", "syslog"),
         ] {
             let config = Config::from_toml_str(text, name).unwrap();
             let types: Vec<_> = config.sinks.iter().map(SinkConfig::type_name).collect();
