@@ -281,7 +281,12 @@ impl Sink for SyslogSink {
         let target = self.target();
         let conn = self.connection(timeout)?;
         let written = match conn {
-            Conn::Udp(socket) => messages.iter().try_for_each(|m| socket.send(m).map(drop)),
+            // A datagram counts as sent: a refusal (ICMP port unreachable from an earlier
+            // one) is no reason to hold the pipeline, as UDP promises nothing anyway.
+            Conn::Udp(socket) => messages.iter().try_for_each(|m| match socket.send(m) {
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
+                other => other.map(drop),
+            }),
             Conn::Tcp(tcp) => {
                 let _ = tcp.set_write_timeout(Some(timeout));
                 messages
@@ -308,5 +313,90 @@ impl Sink for SyslogSink {
                 Err(SinkError::transient(format!("{target}: write: {e}")))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::record::sample_records;
+
+    fn sink(address: String) -> SyslogSink {
+        let cfg = SyslogSinkConfig {
+            address,
+            ..SyslogSinkConfig::default()
+        };
+        let metrics = Arc::new(Metrics::new().unwrap());
+        SyslogSink::new("syslog-0".into(), &cfg, metrics).unwrap()
+    }
+
+    #[test]
+    fn udp_to_a_closed_port_counts_as_sent() {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = sink(format!("udp://127.0.0.1:{port}"));
+        let batch = Batch::new(sample_records(3, "m"));
+        for _ in 0..3 {
+            s.write_batch(&batch, None).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_is_replaced() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let cfg = SyslogSinkConfig {
+            address: format!("tcp://{}", listener.local_addr().unwrap()),
+            idle_timeout: crate::config::HumanDuration(Duration::from_millis(100)),
+            ..SyslogSinkConfig::default()
+        };
+        let mut s =
+            SyslogSink::new("syslog-0".into(), &cfg, Arc::new(Metrics::new().unwrap())).unwrap();
+        let batch = Batch::new(sample_records(1, "m"));
+        s.write_batch(&batch, None).unwrap();
+        let (_first, _) = listener.accept().unwrap();
+        s.write_batch(&batch, None).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        s.write_batch(&batch, None).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        assert!(
+            listener.accept().is_ok(),
+            "a second connection after idle_timeout"
+        );
+    }
+
+    #[test]
+    fn a_closed_tcp_server_is_noticed_before_the_next_batch() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = sink(format!("tcp://{}", listener.local_addr().unwrap()));
+        let batch = Batch::new(sample_records(2, "m"));
+        s.write_batch(&batch, None).unwrap();
+        let (mut first, _) = listener.accept().unwrap();
+        let mut got = vec![0u8; 64];
+        let n = first.read(&mut got).unwrap();
+        assert!(n > 0 && got.starts_with(b"1"), "octet counting");
+        drop(first);
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_batch(&batch, None).unwrap();
+        let (mut second, _) = listener.accept().unwrap();
+        let _ = second.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while all.len() < 2 * 40 {
+            match second.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            if String::from_utf8_lossy(&all).contains("m 1") {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&all);
+        assert!(
+            text.contains("m 0") && text.contains("m 1"),
+            "the batch on a new connection: {text}"
+        );
     }
 }
