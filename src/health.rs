@@ -26,6 +26,8 @@ pub struct Health {
     warnings: Mutex<Vec<String>>,
     /// Why the last SIGHUP reload was refused, until one succeeds.
     reload_problem: Mutex<Option<String>>,
+    /// `containers.max_streams` reached, with containers waiting for a slot.
+    cap_warning: Mutex<Option<String>>,
 }
 
 /// What the dispatcher reports: which sinks fail and why, and whether positions are saved.
@@ -174,6 +176,7 @@ impl Health {
             delivery: Mutex::new(delivery),
             warnings: Mutex::new(Vec::new()),
             reload_problem: Mutex::new(None),
+            cap_warning: Mutex::new(None),
         }
     }
 
@@ -186,6 +189,11 @@ impl Health {
     /// `warnings` (status unchanged); replaced at each reload.
     pub fn set_warnings(&self, warnings: Vec<String>) {
         *self.warnings.lock() = warnings;
+    }
+
+    /// Sets (or clears) the warning that containers wait for a follow slot.
+    pub fn set_cap_warning(&self, warning: Option<String>) {
+        *self.cap_warning.lock() = warning;
     }
 
     /// Sets (or clears, with `None`) why the last reload was refused: listed under
@@ -234,6 +242,7 @@ impl Health {
                 .lock()
                 .iter()
                 .map(|why| format!("configuration reload refused (the running one is kept): {why}"))
+                .chain(self.cap_warning.lock().iter().cloned())
                 .chain(self.warnings.lock().iter().cloned())
                 .chain(delivery.retrying())
                 .collect(),

@@ -61,6 +61,7 @@ pub struct Metrics {
     pub docker_idle_connections: IntGauge,
     pub docker_active_connections: IntGauge,
     pub active_streams: IntGauge,
+    pub streams_waiting: IntGauge,
     pub files_followed: IntGauge,
     pub stream_starts: IntCounter,
     pub stream_ends: IntCounterVec,
@@ -167,6 +168,10 @@ impl Metrics {
                 "Docker connections carrying a request or a follow stream.",
             )?,
             active_streams: gauge("active_streams", "Follow streams currently running.")?,
+            streams_waiting: gauge(
+                "streams_waiting",
+                "Containers waiting for a follow slot (containers.max_streams reached); followed, from where they were found, as slots free.",
+            )?,
             files_followed: gauge(
                 "files_followed",
                 "Host files (files.paths) currently followed.",

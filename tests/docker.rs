@@ -30,6 +30,7 @@ mod rsyslog;
 mod rules;
 mod sinks;
 mod strain;
+mod stream_cap;
 mod syslog;
 mod tls;
 mod tls_support;

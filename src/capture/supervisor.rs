@@ -6,7 +6,7 @@
 //! `containers.initial` for containers already running before any recorded run. On
 //! shutdown it stops and joins every follower. Nothing is detached.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -141,7 +141,16 @@ pub struct Supervisor {
     /// whether the container died again meanwhile.
     restart_wanted: HashMap<ContainerId, (Event, bool)>,
     pruned: bool,
-    warned_cap: bool,
+    /// Containers beyond `containers.max_streams`, in arrival order, with where each will
+    /// start and whether it still runs: followed as slots free (nothing of them is lost:
+    /// their start is fixed when they are found).
+    waiting: VecDeque<Waiting>,
+}
+
+struct Waiting {
+    found: Found,
+    start: StartFrom,
+    running: bool,
 }
 
 impl Supervisor {
@@ -176,7 +185,7 @@ impl Supervisor {
             label_errors: HashSet::new(),
             restart_wanted: HashMap::new(),
             pruned: false,
-            warned_cap: false,
+            waiting: VecDeque::new(),
         }
     }
 
@@ -219,6 +228,7 @@ impl Supervisor {
                 if let Some((ev, died)) = self.restart_wanted.remove(&id) {
                     self.started(&ev, !died);
                 }
+                self.admit_waiting();
             }
             SupEvent::Docker(ev) => self.docker_event(ev),
             SupEvent::Wake => {}
@@ -252,6 +262,7 @@ impl Supervisor {
                 self.restart_wanted.remove(&id);
                 self.label_errors.remove(&id);
                 self.positions.forget(&id);
+                self.unqueue(&id);
             }
             "rename" => {
                 if let Some(name) = ev.actor.attributes.get("name") {
@@ -263,10 +274,47 @@ impl Supervisor {
     }
 
     /// Tells the container's follower (if any) that no more lines will come.
-    fn exited(&self, id: &ContainerId) {
+    fn exited(&mut self, id: &ContainerId) {
         if let Some(r) = self.followers.get(id) {
             r.exited.store(true, Ordering::SeqCst);
         }
+        if let Some(w) = self.waiting.iter_mut().find(|w| w.found.id == *id) {
+            w.running = false;
+        }
+    }
+
+    /// Follows waiting containers while there are free slots.
+    fn admit_waiting(&mut self) {
+        while self.followers.len() < self.settings.max_streams {
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
+            self.spawn(w.found, w.start, w.running);
+        }
+        self.waiting_changed();
+    }
+
+    fn unqueue(&mut self, id: &ContainerId) {
+        let before = self.waiting.len();
+        self.waiting.retain(|w| w.found.id != *id);
+        if self.waiting.len() != before {
+            self.registry.remove(id);
+            self.waiting_changed();
+        }
+    }
+
+    /// The gauge and `/health` follow the queue of waiting containers.
+    fn waiting_changed(&self) {
+        let n = self.waiting.len();
+        self.metrics.streams_waiting.set(n as i64);
+        let warning = (n > 0).then(|| {
+            format!(
+                "containers.max_streams = {} reached: {n} containers wait for a free slot \
+                 (their lines are read once they are followed)",
+                self.settings.max_streams
+            )
+        });
+        self.health.set_cap_warning(warning);
     }
 
     fn renamed(&mut self, id: &ContainerId, name: &str) {
@@ -317,8 +365,24 @@ impl Supervisor {
             }
         }
         // Containers removed while the events stream was down: their followers are over.
-        for id in self.followers.keys().filter(|id| !listed.contains(*id)) {
+        let gone: Vec<ContainerId> = self
+            .followers
+            .keys()
+            .filter(|id| !listed.contains(*id))
+            .cloned()
+            .collect();
+        for id in &gone {
             self.exited(id);
+        }
+        // Waiting containers removed meanwhile have nothing left to read.
+        let removed: Vec<ContainerId> = self
+            .waiting
+            .iter()
+            .map(|w| w.found.id.clone())
+            .filter(|id| !listed.contains(id))
+            .collect();
+        for id in &removed {
+            self.unqueue(id);
         }
         for c in &list {
             self.listed(c);
@@ -403,15 +467,29 @@ impl Supervisor {
             return;
         }
         if self.followers.len() >= self.settings.max_streams {
-            if !self.warned_cap {
-                log::warn!(
-                    "supervisor: containers.max_streams = {} reached; {} is not followed",
-                    self.settings.max_streams,
-                    found.name
-                );
-                self.warned_cap = true;
+            if self.waiting.iter().any(|w| w.found.id == found.id) {
+                return;
             }
+            log::warn!(
+                "supervisor: containers.max_streams = {} reached; {} waits for a free slot",
+                self.settings.max_streams,
+                found.name
+            );
+            let stats = StreamStats::new(found.id.clone(), found.name.clone());
+            stats.set_state("waiting");
+            self.registry.insert(Arc::new(stats));
+            self.waiting.push_back(Waiting {
+                found,
+                start,
+                running,
+            });
+            self.waiting_changed();
             return;
+        }
+        if self.waiting.iter().any(|w| w.found.id == found.id) {
+            // Found again while waiting, with a slot free: followed now, once.
+            self.waiting.retain(|w| w.found.id != found.id);
+            self.waiting_changed();
         }
         let id = found.id.clone();
         let resolved = self.settings.shaping.for_container(&ContainerFacts {
@@ -537,6 +615,10 @@ impl Supervisor {
     }
 
     fn stop_all(&mut self) {
+        for w in std::mem::take(&mut self.waiting) {
+            self.registry.remove(&w.found.id);
+        }
+        self.waiting_changed();
         for r in self.followers.values() {
             r.stop.store(true, Ordering::Relaxed);
         }
