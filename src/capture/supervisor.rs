@@ -467,7 +467,10 @@ impl Supervisor {
             return;
         }
         if self.followers.len() >= self.settings.max_streams {
-            if self.waiting.iter().any(|w| w.found.id == found.id) {
+            if let Some(w) = self.waiting.iter_mut().find(|w| w.found.id == found.id) {
+                // Found again (e.g. started again after a die): it runs as last seen;
+                // its earlier start still covers every line.
+                w.running = running;
                 return;
             }
             log::warn!(
