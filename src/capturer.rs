@@ -119,13 +119,7 @@ pub fn run(
         if let Some(t) = reload_thread {
             let _ = t.join();
         }
-        let (srv, thread) = std::mem::take(&mut *server.lock());
-        if let Some(srv) = srv {
-            srv.unblock();
-        }
-        if let Some(t) = thread {
-            let _ = t.join();
-        }
+        stop_server(&mut server.lock());
         log::info!("log-capturer stopped");
         result
     })
@@ -171,12 +165,7 @@ fn run_configurations<'scope>(
         sinks = next.sinks(ended, metrics)?;
         if let Some(listen) = next.server.take() {
             let mut slot = server.lock();
-            if let Some(old) = &slot.0 {
-                old.unblock();
-            }
-            if let Some(t) = slot.1.take() {
-                let _ = t.join();
-            }
+            stop_server(&mut slot);
             slot.0 = listen.map(Arc::new);
             if let Some(srv) = slot.0.clone() {
                 slot.1 = Some(spawn_server(s, srv, state)?);
@@ -310,6 +299,21 @@ fn run_generation<'scope>(
         config.pipeline.shutdown_timeout.get(),
         &interrupters,
     )
+}
+
+/// Stops the endpoint server of `slot` and joins its thread; the slot is left empty.
+fn stop_server(
+    slot: &mut (
+        Option<Arc<server::Server>>,
+        Option<ScopedJoinHandle<'_, ()>>,
+    ),
+) {
+    if let Some(srv) = slot.0.take() {
+        srv.unblock();
+    }
+    if let Some(t) = slot.1.take() {
+        let _ = t.join();
+    }
 }
 
 /// The endpoint server's thread, serving until `srv` is unblocked.

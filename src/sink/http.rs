@@ -127,13 +127,7 @@ impl HttpClient {
         gzip: bool,
         deadline: Option<Instant>,
     ) -> Result<Reply, SinkError> {
-        let timeout = match deadline {
-            Some(d) => self
-                .timeout
-                .min(d.saturating_duration_since(Instant::now()))
-                .max(Duration::from_millis(10)),
-            None => self.timeout,
-        };
+        let timeout = super::timeout_until(self.timeout, deadline);
         let mut req = self
             .agent
             .post(&self.url)

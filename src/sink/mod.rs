@@ -150,6 +150,17 @@ pub trait Sink: Send {
     }
 }
 
+/// A sink's per-request `timeout`, shortened to what is left before `deadline` (a
+/// shutdown's drain budget), never below 10 ms.
+pub fn timeout_until(timeout: Duration, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(d) => timeout
+            .min(d.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(10)),
+        None => timeout,
+    }
+}
+
 /// Aborts blocked writes of one sink; called once, at the end of the shutdown budget.
 pub type Interrupter = Box<dyn Fn() + Send + Sync>;
 

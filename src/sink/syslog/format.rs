@@ -7,6 +7,8 @@
 //! Severity: a parsed `level` field when a rule made one (README, Rules) and it names a
 //! syslog severity, else `err` for stderr and `info` for stdout and host files.
 
+use std::io::Write;
+
 use crate::capture::record::{Origin, Record, Stream};
 use crate::config::{Framing, SyslogFormat, TemplatePart};
 use crate::sink::template::render;
@@ -41,10 +43,10 @@ impl Formatter {
         let limit = match self.format {
             SyslogFormat::Rfc5424 => {
                 let app = header_field(&text, 48);
-                out.extend_from_slice(format!("<{pri}>1 ").as_bytes());
+                let _ = write!(out, "<{pri}>1 ");
                 out.extend_from_slice(&stamp[..26]);
                 out.push(b'Z');
-                out.extend_from_slice(format!(" {hostname} {app} - - ").as_bytes());
+                let _ = write!(out, " {hostname} {app} - - ");
                 structured_data(r, out);
                 out.extend_from_slice(b" \xEF\xBB\xBF");
                 limit
@@ -60,9 +62,9 @@ impl Formatter {
                 } else {
                     tag
                 };
-                out.extend_from_slice(format!("<{pri}>").as_bytes());
+                let _ = write!(out, "<{pri}>");
                 rfc3164_time(&stamp, out);
-                out.extend_from_slice(format!(" {hostname} {tag}: ").as_bytes());
+                let _ = write!(out, " {hostname} {tag}: ");
                 limit.min(RFC3164_MAX)
             }
         };
@@ -77,7 +79,7 @@ impl Formatter {
 pub fn frame(framing: Framing, message: &[u8], out: &mut Vec<u8>) {
     match framing {
         Framing::OctetCounting => {
-            out.extend_from_slice(format!("{} ", message.len()).as_bytes());
+            let _ = write!(out, "{} ", message.len());
             out.extend_from_slice(message);
         }
         Framing::Newline => {
@@ -133,7 +135,7 @@ fn structured_data(r: &Record, out: &mut Vec<u8>) {
     out.push(b'[');
     out.extend_from_slice(SD_ID.as_bytes());
     let mut param = |name: &str, value: &str| {
-        out.extend_from_slice(format!(" {name}=\"").as_bytes());
+        let _ = write!(out, " {name}=\"");
         for c in value.chars() {
             if matches!(c, '"' | '\\' | ']') {
                 out.push(b'\\');

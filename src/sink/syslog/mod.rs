@@ -200,31 +200,34 @@ impl SyslogSink {
 /// end of stream, a reset, or (TLS) a close_notify means closed. Syslog servers send
 /// nothing else (a TLS 1.3 session ticket is taken in here).
 fn still_open(conn: &mut Conn) -> bool {
-    let tcp = match conn {
-        Conn::Udp(_) => return true,
-        Conn::Tcp(tcp) => tcp,
-        Conn::Tls(s) => &mut s.sock,
+    let Some(tcp) = conn.tcp() else {
+        return true;
     };
     if tcp.set_nonblocking(true).is_err() {
         return false;
     }
     let mut byte = [0u8; 1];
-    let open = match tcp.peek(&mut byte) {
+    let mut open = match tcp.peek(&mut byte) {
         Ok(0) => false,
         Ok(_) => true,
         Err(e) => e.kind() == ErrorKind::WouldBlock,
     };
-    let open = open
-        && match conn {
-            Conn::Tls(s) => tls_still_open(s),
-            _ => true,
-        };
-    let tcp = match conn {
-        Conn::Udp(_) => return open,
-        Conn::Tcp(tcp) => tcp,
-        Conn::Tls(s) => &mut s.sock,
-    };
-    tcp.set_nonblocking(false).is_ok() && open
+    if let (true, Conn::Tls(s)) = (open, &mut *conn) {
+        open = tls_still_open(s);
+    }
+    let blocking = conn.tcp().is_some_and(|t| t.set_nonblocking(false).is_ok());
+    blocking && open
+}
+
+impl Conn {
+    /// The TCP socket under a stream connection.
+    fn tcp(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Conn::Udp(_) => None,
+            Conn::Tcp(tcp) => Some(tcp),
+            Conn::Tls(s) => Some(&mut s.sock),
+        }
+    }
 }
 
 /// Takes in what the server sent on a TLS session (the socket is non-blocking).
@@ -264,13 +267,7 @@ impl Sink for SyslogSink {
         if batch.records.is_empty() {
             return Ok(());
         }
-        let timeout = match deadline {
-            Some(d) => self
-                .timeout
-                .min(d.saturating_duration_since(Instant::now()))
-                .max(Duration::from_millis(10)),
-            None => self.timeout,
-        };
+        let timeout = super::timeout_until(self.timeout, deadline);
         let (messages, cut) = self.encode(batch);
         if cut > 0 {
             self.metrics
