@@ -871,6 +871,7 @@ const KEYS: &[&str] = &[
     "paths",
     "path",
     "flush_interval",
+    "write_interval",
     "queue_records",
     "queue_bytes",
     "batch_records",

@@ -199,6 +199,9 @@ pub struct FilesConfig {
 pub struct PositionsConfig {
     pub path: PathBuf,
     pub flush_interval: HumanDuration,
+    /// The longest a delivered batch's positions may wait before the file is rewritten
+    /// (0: after every batch). Never more than one batch's worth waits (README, Guarantees).
+    pub write_interval: HumanDuration,
 }
 
 impl Default for PositionsConfig {
@@ -206,6 +209,7 @@ impl Default for PositionsConfig {
         PositionsConfig {
             path: PathBuf::from("data/positions.json"),
             flush_interval: secs(1),
+            write_interval: HumanDuration(Duration::from_millis(250)),
         }
     }
 }

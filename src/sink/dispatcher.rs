@@ -1,6 +1,8 @@
 //! The dispatcher: the one consumer of the bounded record queue. It cuts batches by
 //! records, bytes and time, hands each batch to every sink (retrying transient failures
-//! with backoff), and only then acknowledges the batch's positions. It runs until every
+//! with backoff), and only then acknowledges the batch's positions, writing them to the
+//! positions file at most every `positions.write_interval` but before more than one
+//! batch's worth of delivered records would wait (README, Guarantees). It runs until every
 //! producer has hung up, so a graceful stop drains the queue; after shutdown it gives up
 //! at `pipeline.shutdown_timeout`, leaving the rest unacknowledged for the next run.
 
@@ -24,8 +26,10 @@ pub struct BatchSettings {
     pub bytes: usize,
     pub timeout: Duration,
     pub shutdown_timeout: Duration,
-    /// How often the positions file is fsynced (it is rewritten after every batch).
+    /// How often the positions file is fsynced.
     pub flush_interval: Duration,
+    /// How long acknowledged positions may wait to be written (zero: after every batch).
+    pub write_interval: Duration,
 }
 
 impl BatchSettings {
@@ -37,6 +41,7 @@ impl BatchSettings {
             timeout: pipeline.batch_timeout.get(),
             shutdown_timeout: pipeline.shutdown_timeout.get(),
             flush_interval: positions.flush_interval.get(),
+            write_interval: positions.write_interval.get(),
         }
     }
 }
@@ -55,6 +60,8 @@ pub struct Dispatcher {
     /// Last fsync of the positions file, and whether it was written since.
     last_sync: Instant,
     unsynced: bool,
+    /// Delivered records whose positions are not written yet.
+    unwritten: Unwritten,
     persist_failing: bool,
 }
 
@@ -81,6 +88,7 @@ impl Dispatcher {
             shutdown_seen: None,
             last_sync: Instant::now(),
             unsynced: false,
+            unwritten: Unwritten::default(),
             persist_failing: false,
         }
     }
@@ -112,6 +120,14 @@ impl Dispatcher {
             } else {
                 (records, None)
             };
+            let taken = (
+                records.len(),
+                records.iter().map(Record::approx_bytes).sum(),
+            );
+            if self.unwritten.would_exceed(taken, &self.settings) {
+                // A SIGKILL during this batch must repeat no more than one batch's worth.
+                self.persist(false);
+            }
             let batch = Batch::new(records);
             if batch.records.is_empty() || self.deliver(&batch) {
                 match &order {
@@ -119,7 +135,10 @@ impl Dispatcher {
                     None => self.positions.ack(&batch.records),
                 }
                 self.rx.settle();
-                self.persist(false);
+                self.unwritten.add(taken);
+                if self.unwritten.due(self.settings.write_interval) {
+                    self.persist(false);
+                }
             } else {
                 self.rx.settle();
                 dropped += batch.records.len();
@@ -134,17 +153,19 @@ impl Dispatcher {
         self.sinks
     }
 
-    /// Rewrites the positions file after an ack (a process crash then loses at most the
-    /// batch in flight); fsyncs it every `flush_interval` and when `force`d. A failed write
+    /// Rewrites the positions file with what was acknowledged (see `Unwritten` for when);
+    /// fsyncs it every `flush_interval` and when `force`d. A failed write
     /// (disk full, read-only, permission) is counted, shown on `/health`, and tried again
     /// after the next batch or idle second; capture goes on meanwhile.
     fn persist(&mut self, force: bool) {
         let sync = force || self.last_sync.elapsed() >= self.settings.flush_interval;
         if !sync && !self.positions.is_dirty() {
+            self.unwritten = Unwritten::default();
             return;
         }
         match self.positions.persist(sync) {
             Ok(()) => {
+                self.unwritten = Unwritten::default();
                 self.metrics.positions_flushes.inc();
                 if self.persist_failing {
                     log::info!("positions: written again");
@@ -183,13 +204,17 @@ impl Dispatcher {
     /// Collects the next batch; `None` once the producers are gone and the queue is empty.
     fn next_batch(&mut self) -> Option<Vec<Record>> {
         loop {
-            match self
-                .rx
-                .wait_nonempty(Instant::now() + Duration::from_millis(250))
-            {
+            let tick = Instant::now() + Duration::from_millis(250);
+            let wake = match self.unwritten.due_at(self.settings.write_interval) {
+                Some(due) => due.min(tick),
+                None => tick,
+            };
+            match self.rx.wait_nonempty(wake) {
                 Ok(true) => break,
                 Ok(false) => {
-                    if self.positions.is_dirty() || self.unsynced {
+                    let waiting = self.unwritten.since.is_some()
+                        && !self.unwritten.due(self.settings.write_interval);
+                    if !waiting && (self.positions.is_dirty() || self.unsynced) {
                         self.persist(false);
                     }
                 }
@@ -326,6 +351,46 @@ impl Dispatcher {
     }
 }
 
+/// Delivered records whose positions the file does not hold yet. The file is rewritten
+/// once the oldest of them waited `write_interval`, and before a batch that would make
+/// them, with the batch, more than one batch's worth (`pipeline.batch_records`,
+/// `batch_bytes`): so a SIGKILL repeats at most one batch, as when the file was rewritten
+/// after every batch, while a trickle of one-record batches from quiet containers costs
+/// a few writes a second instead of one per record.
+#[derive(Debug, Default)]
+struct Unwritten {
+    records: usize,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl Unwritten {
+    /// Whether a batch of `taken` (records, bytes) would take what waits past one batch.
+    fn would_exceed(&self, taken: (usize, usize), limits: &BatchSettings) -> bool {
+        self.records > 0
+            && (self.records + taken.0 > limits.records || self.bytes + taken.1 > limits.bytes)
+    }
+
+    fn add(&mut self, taken: (usize, usize)) {
+        self.records += taken.0;
+        self.bytes += taken.1;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// When what waits must be written: `interval` after the oldest of it was delivered.
+    fn due_at(&self, interval: Duration) -> Option<Instant> {
+        self.since.map(|t| t + interval)
+    }
+
+    fn due(&self, interval: Duration) -> bool {
+        self.due_at(interval).is_some_and(|t| Instant::now() >= t)
+    }
+}
+
 #[cfg(test)]
 #[path = "dispatcher_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "dispatcher_write_tests.rs"]
+mod write_tests;

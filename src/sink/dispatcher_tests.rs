@@ -45,7 +45,7 @@ fn down() -> Result<(), SinkError> {
     Err(SinkError::transient("connection refused"))
 }
 
-fn sink(
+pub(super) fn sink(
     name: &str,
     script: Vec<Result<(), SinkError>>,
     then: fn() -> Result<(), SinkError>,
@@ -61,7 +61,7 @@ fn sink(
 }
 
 /// Records "m 0" .. "m {n-1}" of container "c", record i at position (i + 1, 1).
-fn records(n: usize) -> Vec<Record> {
+pub(super) fn records(n: usize) -> Vec<Record> {
     let mut records = sample_records(n, "m");
     for (i, r) in records.iter_mut().enumerate() {
         r.position = Position {
@@ -105,6 +105,7 @@ fn dispatch(sinks: Vec<Box<dyn Sink>>, records: Vec<Record>, shutdown: Shutdown)
         timeout: Duration::from_millis(1),
         shutdown_timeout: Duration::from_millis(300),
         flush_interval: Duration::from_secs(1),
+        write_interval: Duration::ZERO,
     };
     let d = Dispatcher::new(
         rx,
@@ -264,7 +265,7 @@ fn the_shutdown_budget_leaves_an_undelivered_batch_unacknowledged() {
 }
 
 /// Waits (bounded: a hang catcher, not a timing) until `cond` holds.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
+pub(super) fn eventually(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
         assert!(Instant::now() < deadline, "never: {what}");
@@ -272,13 +273,14 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-fn settings() -> BatchSettings {
+pub(super) fn settings() -> BatchSettings {
     BatchSettings {
         records: 100,
         bytes: 1 << 20,
         timeout: Duration::from_millis(1),
         shutdown_timeout: Duration::from_millis(300),
         flush_interval: Duration::from_secs(1),
+        write_interval: Duration::ZERO,
     }
 }
 

@@ -1,0 +1,150 @@
+//! When the dispatcher writes the positions file: a trickle of one-record batches waits
+//! for `write_interval`, but never more than one batch's worth of delivered records waits
+//! unwritten (the SIGKILL bound of the README's Guarantees); `write_interval = 0` writes
+//! after every batch; positions that wait are written at the interval without new batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::tests::{eventually, records, settings, sink};
+use super::*;
+use crate::capture::record::ContainerId;
+use crate::capture::timestamp::Timestamp;
+use crate::sink::queue;
+
+/// A dispatcher writing to a positions file in a temporary directory, fed one record at a
+/// time: each is sent once the one before was acknowledged, so each is its own batch.
+struct Trickle {
+    dir: tempfile::TempDir,
+    positions: Arc<Positions>,
+    metrics: Arc<Metrics>,
+    tx: Option<queue::Producer>,
+    thread: Option<std::thread::JoinHandle<Vec<Box<dyn Sink>>>>,
+}
+
+impl Trickle {
+    fn start(settings: BatchSettings) -> Trickle {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        let positions = Arc::new(Positions::open(&path, Timestamp::from_nanos(0)).unwrap());
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let (tx, rx) = queue::bounded(64, usize::MAX);
+        let (s, _) = sink("file-0", vec![], || Ok(()));
+        let d = Dispatcher::new(
+            rx,
+            vec![s],
+            settings,
+            positions.clone(),
+            Arc::new(DeliveryHealth::default()),
+            metrics.clone(),
+            Shutdown::new(),
+        );
+        Trickle {
+            dir,
+            positions,
+            metrics,
+            tx: Some(tx),
+            thread: Some(std::thread::spawn(move || d.run())),
+        }
+    }
+
+    /// Sends record `i` (of `records`) alone and waits until it is acknowledged.
+    fn one(&self, all: &[Record], i: usize) {
+        let tx = self.tx.as_ref().unwrap();
+        tx.send_all(&mut vec![all[i].clone()]).unwrap();
+        let want = all[i].position.time;
+        eventually("the record acknowledged", || {
+            self.positions.get(&ContainerId::new("c")).map(|p| p.time) == Some(want)
+        });
+    }
+
+    /// The time (record number + 1) the positions file holds for container "c".
+    fn written(&self) -> Option<i64> {
+        let path = self.dir.path().join("positions.json");
+        let saved = Positions::open(&path, Timestamp::from_nanos(0)).unwrap();
+        saved.get(&ContainerId::new("c")).map(|p| p.time.as_nanos())
+    }
+
+    fn stop(mut self) -> Option<i64> {
+        drop(self.tx.take());
+        self.thread.take().unwrap().join().unwrap();
+        self.written()
+    }
+}
+
+/// With an interval no test outlives, only the one-batch bound writes: before the record
+/// that would make six wait with a limit of five, the five acknowledged are written.
+#[test]
+fn at_most_one_batch_of_records_waits_to_be_written() {
+    let mut s = settings();
+    s.records = 5;
+    s.write_interval = Duration::from_secs(3600);
+    let t = Trickle::start(s);
+    let all = records(12);
+    for i in 0..12 {
+        t.one(&all, i);
+        // Unwritten now: the records after the last multiple of five, up to i.
+        let expect = (i / 5 * 5) as i64;
+        assert_eq!(t.written().unwrap_or(0), expect, "after record {i}");
+    }
+    assert_eq!(
+        t.metrics.positions_flushes.get(),
+        2,
+        "before records 5 and 10"
+    );
+    assert_eq!(t.stop(), Some(12), "all written at the end");
+}
+
+/// The same bound counted in bytes (`batch_bytes`).
+#[test]
+fn at_most_one_batch_of_bytes_waits_to_be_written() {
+    let all = records(6);
+    let mut s = settings();
+    s.bytes = all[0].approx_bytes() * 3;
+    s.write_interval = Duration::from_secs(3600);
+    let t = Trickle::start(s);
+    for i in 0..6 {
+        t.one(&all, i);
+    }
+    assert_eq!(t.written(), Some(3), "written before the fourth");
+    assert_eq!(t.stop(), Some(6));
+}
+
+#[test]
+fn a_zero_interval_writes_after_every_batch() {
+    let t = Trickle::start(settings());
+    let all = records(4);
+    for i in 0..4 {
+        t.one(&all, i);
+        // Record i - 1 was written before record i was taken from the queue.
+        assert!(t.written().unwrap_or(0) >= i as i64, "after record {i}");
+    }
+    assert_eq!(t.stop(), Some(4));
+}
+
+/// Acknowledged positions are written once the interval passed, with no batch after them.
+#[test]
+fn waiting_positions_are_written_at_the_interval() {
+    let mut s = settings();
+    s.write_interval = Duration::from_millis(100);
+    let t = Trickle::start(s);
+    let all = records(3);
+    for i in 0..3 {
+        t.one(&all, i);
+    }
+    eventually("written without another batch", || t.written() == Some(3));
+    t.stop();
+}
+
+#[test]
+fn a_batch_larger_than_the_limits_alone_writes_nothing_first() {
+    let limits = settings();
+    let nothing = Unwritten::default();
+    assert!(!nothing.would_exceed((limits.records * 2, limits.bytes * 2), &limits));
+    let mut one = Unwritten::default();
+    one.add((1, 10));
+    assert!(!one.would_exceed((limits.records - 1, 10), &limits));
+    assert!(one.would_exceed((limits.records, 10), &limits));
+    assert!(one.would_exceed((1, limits.bytes), &limits));
+    assert!(one.due_at(Duration::from_secs(1)).is_some());
+}
