@@ -767,6 +767,7 @@ mod tests {
 
         let query = LogsQuery {
             follow: true,
+            wake_when_quiet: true,
             stdout: true,
             stderr: true,
             since: None,

@@ -25,6 +25,11 @@ pub const MAX_API_VERSION: (u32, u32) = (1, 47);
 const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// Settings of the client, from `[docker]`.
+/// How long a read of an idle follow stream waits when nothing needs a wake-up: a
+/// safety net only (shutdown interrupts the read), so a thousand idle containers do not
+/// wake a thousand threads every second.
+pub const QUIET_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
     pub socket: std::path::PathBuf,
@@ -158,7 +163,12 @@ impl DockerClient {
             encode(id),
             query.to_query()
         );
-        self.get_stream(&path, Endpoint::Logs, query.follow)
+        let per_read = if query.follow && !query.wake_when_quiet {
+            self.settings.read_timeout.max(QUIET_READ_TIMEOUT)
+        } else {
+            self.settings.read_timeout
+        };
+        self.get_stream(&path, Endpoint::Logs, query.follow, per_read)
     }
 
     /// `GET /events` filtered to container lifecycle events, from `since` (unix seconds).
@@ -168,7 +178,7 @@ impl DockerClient {
         if let Some(s) = since {
             path.push_str(&format!("&since={s}"));
         }
-        self.get_stream(&path, Endpoint::Events, true)
+        self.get_stream(&path, Endpoint::Events, true, self.settings.read_timeout)
     }
 
     fn url(path: &str) -> String {
@@ -230,6 +240,7 @@ impl DockerClient {
         path: &str,
         endpoint: Endpoint,
         long_lived: bool,
+        per_read: Duration,
     ) -> Result<BodyStream, DockerError> {
         self.metrics.request(endpoint);
         if long_lived {
@@ -240,7 +251,7 @@ impl DockerClient {
             self.agent
                 .get(Self::url(path))
                 .config()
-                .timeout_per_read(Some(self.settings.read_timeout))
+                .timeout_per_read(Some(per_read))
                 .timeout_recv_response(Some(self.settings.request_timeout))
                 .build()
                 .call()
@@ -325,6 +336,11 @@ fn encode(s: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct LogsQuery {
     pub follow: bool,
+    /// The reader has work when the stream goes quiet (a multiline rule flushes an open
+    /// record): a read waits at most `docker.read_timeout`. Otherwise a follow stream's
+    /// read waits up to [`QUIET_READ_TIMEOUT`]: shutdown and reload interrupt it at once
+    /// (`DockerClient::shutdown`), so an idle container costs no wake-up a second.
+    pub wake_when_quiet: bool,
     pub stdout: bool,
     pub stderr: bool,
     /// `sec.nanos` (inclusive in Docker), or `None` for the beginning.

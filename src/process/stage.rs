@@ -40,6 +40,11 @@ impl Stage {
         }
     }
 
+    /// Whether lines are joined (a multiline rule): open records wait for `tick`.
+    pub fn joins(&self) -> bool {
+        self.joiner.is_some()
+    }
+
     /// Hands out the records whose stream has been quiet for the multiline timeout.
     pub fn tick(&mut self, now: Instant, out: &mut impl FnMut(Joined, bool)) {
         if let Some(j) = &mut self.joiner {

@@ -188,6 +188,8 @@ impl Dispatcher {
                 self.health.set_positions_problem(Some(problem));
                 self.metrics.positions_errors.inc();
                 self.persist_failing = true;
+                // Not due again until the next batch or idle tick (no busy retry loop).
+                self.unwritten.since = None;
             }
         }
     }

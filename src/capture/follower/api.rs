@@ -129,6 +129,7 @@ impl ApiSource<'_> {
     fn query(&self, dec: &LogDecoder, first: bool, follow: bool) -> LogsQuery {
         let mut q = LogsQuery {
             follow,
+            wake_when_quiet: self.ctx.joins_lines(),
             stdout: self.ctx.streams.stdout,
             stderr: self.ctx.streams.stderr,
             since: None,

@@ -222,6 +222,12 @@ impl Context {
         self.send(&mut batch)
     }
 
+    /// Whether a multiline rule joins this container's lines: then `tick` must run while
+    /// the stream is quiet.
+    pub fn joins_lines(&self) -> bool {
+        self.stage.borrow().as_ref().is_some_and(Stage::joins)
+    }
+
     /// Queues the multiline records whose stream has been quiet for the timeout. Called
     /// by the sources between reads (at least every `docker.read_timeout`).
     pub fn tick(&self) -> Result<(), QueueClosed> {
