@@ -77,7 +77,7 @@ scale_scenario() {
             lat=$(first_records "$WORK/out.jsonl" "$SCALE_STARTS" "$PREFIX-scale-new-$mode-$n")
             read -r p50 _ seen <<<"$lat"
             stop_capturer
-            docker ps -aq --filter "name=$PREFIX-scale-new-" | xargs -r docker rm -f >/dev/null
+            docker ps -aq --filter "name=$PREFIX-scale-new-" | xargs -r -n 4 docker rm -f >/dev/null
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$mode" "$followed" \
                 "$follow_s" "$el" "$dcpu" "$kcpu" "$ccpu" "$rss" "$thr" "$fds" "$recs" "$p50" "$seen" >> "$tsv"
             printf '   %5s %-5s followed %s in %.1f s, RSS %s KiB, %s threads, %s FDs, CPU %.2f s in %.0f s, %s records, first record %s ms\n' \
@@ -90,7 +90,15 @@ scale_scenario() {
     command -v gnuplot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null; }
     scale_plot "$SCALE_PLOT.dat" "$SCALE_PLOT.svg"
     echo "== scale data: $SCALE_PLOT.dat, plot: $SCALE_PLOT.svg"
-    docker ps -aq --filter "name=$PREFIX-scale-" | xargs -r docker rm -f >/dev/null
+    scale_remove
+}
+
+scale_remove() { # removes the scenario's containers, four at a time
+    # Not all in one `docker rm -f`: that, for 1000 containers while other clients started
+    # and removed theirs, left dockerd 20.10.24 deadlocked in libnetwork (the controller's
+    # lock and a network's taken in opposite orders by sandbox deletions) on 2026-12-07
+    # (docs/BENCHMARKS.md). Fewer at a time makes that less likely, not impossible.
+    docker ps -aq --filter "name=$PREFIX-scale-" | xargs -r -n 4 docker rm -f >/dev/null
 }
 
 scale_plot() { # $1 = data file (from bench-scale-report.py), $2 = SVG
@@ -105,7 +113,7 @@ set key top left
 set ylabel "capturer RSS (MiB)"
 plot "$1" using 1:(\$2/1024) with linespoints lw 2 title "api mode", \
      "$1" using 1:(\$3/1024) with linespoints lw 2 title "files mode", \
-     "$1" using 1:(7+\$1*48/1024) with lines dt 2 lc "gray" title "goal: 7 MiB + 48 KiB per container"
+     "$1" using 1:(7+\$1*48/1024) with lines dt 2 lw 2 lc "red" title "goal: 7 MiB + 48 KiB per container"
 set ylabel "CPU seconds per minute (0 not drawn)"
 set logscale y
 plot "$1" using 1:4 with linespoints lw 2 title "capturer, api mode", \

@@ -80,8 +80,8 @@ CAP_PID=""
 
 cleanup() {
     [ -n "$CAP_PID" ] && kill -9 "$CAP_PID" 2>/dev/null || true
-    ids=$(docker ps -aq --filter "name=$PREFIX" || true)
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+    # four at a time (see scale_remove in scripts/bench-scale.sh)
+    docker ps -aq --filter "name=$PREFIX" 2>/dev/null | xargs -r -n 4 docker rm -f >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
