@@ -3,7 +3,8 @@
 # on this machine (absolute times drift on shared machines; compare the ratios).
 #
 #   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files]
-#                    [--json FILE] [--only-rules]
+#                    [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...]
+#                    [--scale-minutes M] [--scale-starts N] [--scale-plot BASE]
 #
 # Scenarios (1 runs both read_from modes; --read-from sets the mode of 2 to 4):
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
@@ -22,6 +23,15 @@
 #      each taking turns: seconds and CPU seconds of the capturer (means), and each rule's
 #      CPU against no rule (goals: auto <= 1.3x, json <= 2x). `--only-rules` runs this
 #      scenario alone.
+#   6. scale: 10, 100, 300 and 1000 (--scale-sizes) idle followed containers, each printing
+#      a line every 10 s, grown from one size to the next; at each size, dockerd's CPU
+#      without a capturer, then a capturer in API mode and one in files mode in turn:
+#      RSS (and per container), threads, FDs, CPU seconds per minute of the capturer, of
+#      dockerd and of containerd over --scale-minutes (default 1), and the median
+#      start-to-first-record of --scale-starts (default 5) new containers. A Markdown
+#      table, and BASE.dat and BASE.svg (gnuplot) with --scale-plot BASE (default
+#      docs/bench/scale-<commit>). `--only-scale` runs this scenario alone. See
+#      scripts/bench-scale.sh.
 # Needs a running Docker Engine and the test image: run scripts/test.sh once (or
 # scripts/docker-up.sh and scripts/build-test-images.sh).
 set -euo pipefail
@@ -34,16 +44,26 @@ STARTS=100
 JSON=""
 READ_FROM=api
 ONLY_RULES=""
+ONLY_SCALE=""
+SCALE_SIZES=10,100,300,1000
+SCALE_MINUTES=1
+SCALE_STARTS=5
+SCALE_PLOT="docs/bench/scale-$(git rev-parse --short HEAD)"
 while [ $# -gt 0 ]; do
     case "$1" in
         --only-rules) ONLY_RULES=1; shift ;;
+        --only-scale) ONLY_SCALE=1; shift ;;
+        --scale-sizes) SCALE_SIZES="$2"; shift 2 ;;
+        --scale-minutes) SCALE_MINUTES="$2"; shift 2 ;;
+        --scale-starts) SCALE_STARTS="$2"; shift 2 ;;
+        --scale-plot) SCALE_PLOT="$2"; shift 2 ;;
         --lines) LINES="$2"; shift 2 ;;
         --many) MANY="$2"; shift 2 ;;
         --idle) IDLE="$2"; shift 2 ;;
         --starts) STARTS="$2"; shift 2 ;;
         --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...] [--scale-minutes M] [--scale-starts N] [--scale-plot BASE]" >&2; exit 2 ;;
     esac
 done
 RESULTS=()
@@ -60,11 +80,12 @@ CAP_PID=""
 
 cleanup() {
     [ -n "$CAP_PID" ] && kill -9 "$CAP_PID" 2>/dev/null || true
-    ids=$(docker ps -aq --filter "name=$PREFIX" || true)
-    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+    # four at a time (see scale_remove in scripts/bench-scale.sh)
+    docker ps -aq --filter "name=$PREFIX" 2>/dev/null | xargs -r -n 4 docker rm -f >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # so that cleanup runs (scenario 6 leaves up to 1000 containers)
 
 now() { date +%s.%N; }
 metric() { # sum of a metric's samples
@@ -106,6 +127,46 @@ TOML
 stop_capturer() {
     kill -TERM "$CAP_PID"; wait "$CAP_PID" || true; CAP_PID=""
 }
+
+first_records() { # $1 = sink file, $2 = starts, $3 = name prefix: prints "p50_ms p99_ms seen"
+    # Starts $2 containers one at a time, named $3-<i>, each printing a line at once, and
+    # times each line from its Docker timestamp to its record appearing in the sink file.
+    python3 - "$1" "$2" "$3" "$IMAGE" <<'PY'
+import json, subprocess, sys, time, datetime
+path, starts, prefix, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def ts(s):  # RFC 3339 with 9 digits, Z
+    base = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return base.timestamp() + int(s[20:29]) / 1e9
+lat = []
+f = open(path, "a+"); f.seek(0, 2)
+buf = ""
+for i in range(starts):
+    name = f"{prefix}-{i}"
+    subprocess.run(["docker", "run", "-d", "--network", "none", "--name", name, image, "sh", "-c",
+                    f"echo first-{i}; sleep 100000"], check=True, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        chunk = f.read()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split("\n")
+            hit = [json.loads(l) for l in lines if f'"first-{i}"' in l]
+            if hit:
+                lat.append(time.time() - ts(hit[0]["time"]))
+                break
+        else:
+            time.sleep(0.0005)
+lat.sort()
+if not lat:
+    print("null null 0")
+    sys.exit(0)
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+print(f"{p(0.5):.1f} {p(0.99):.1f} {len(lat)}")
+PY
+}
+
+# shellcheck source=scripts/bench-scale.sh
+. scripts/bench-scale.sh
 
 BIN="${LOG_CAPTURER_BIN:-}"
 if [ -z "$BIN" ]; then
@@ -173,6 +234,11 @@ write_json() {
     python3 -m json.tool "$JSON" >/dev/null && echo "== results: $JSON"
 }
 
+if [ -n "$ONLY_SCALE" ]; then
+    scale_scenario
+    write_json
+    exit 0
+fi
 if [ -n "$ONLY_RULES" ]; then
     rules_scenario
     write_json
@@ -266,36 +332,7 @@ result many_containers "{\"containers\": $MANY, \"lines\": $TOTAL, \"raw_s\": $M
 
 echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
 start_capturer "$PREFIX-lat-*" now "$READ_FROM"
-LAT=$(python3 - "$WORK/out.jsonl" "$STARTS" "$PREFIX" "$IMAGE" <<'PY'
-import json, subprocess, sys, time, datetime
-path, starts, prefix, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-def ts(s):  # RFC 3339 with 9 digits, Z
-    base = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
-    return base.timestamp() + int(s[20:29]) / 1e9
-lat = []
-f = open(path, "a+"); f.seek(0, 2)
-buf = ""
-for i in range(starts):
-    name = f"{prefix}-lat-{i}"
-    subprocess.run(["docker", "run", "-d", "--network", "none", "--name", name, image, "sh", "-c",
-                    f"echo first-{i}; sleep 100000"], check=True, stdout=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        chunk = f.read()
-        if chunk:
-            buf += chunk
-            *lines, buf = buf.split("\n")
-            hit = [json.loads(l) for l in lines if f'"first-{i}"' in l]
-            if hit:
-                lat.append(time.time() - ts(hit[0]["time"]))
-                break
-        else:
-            time.sleep(0.0005)
-lat.sort()
-p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
-print(f"{p(0.5):.1f} {p(0.99):.1f} {len(lat)}")
-PY
-)
+LAT=$(first_records "$WORK/out.jsonl" "$STARTS" "$PREFIX-lat")
 read -r P50 P99 GOT <<<"$LAT"
 stop_capturer
 docker ps -aq --filter "name=$PREFIX-lat-" | xargs -r docker rm -f >/dev/null
@@ -333,4 +370,5 @@ printf 'SIGTERM to exit with %s active streams: %.0f ms\n' "$ACTIVE" "$STOP_MS"
 result idle "{\"followed\": [0, $HALF, $IDLE], \"threads\": [$T0, $T1, $T2], \"fds\": [$F0, $F1, $F2], \"rss_kib\": [$R0, $R1, $R2], \"stop_ms\": $STOP_MS, \"active_at_stop\": $ACTIVE}"
 
 rules_scenario
+scale_scenario
 write_json
