@@ -5,6 +5,7 @@
 #   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files]
 #                    [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...]
 #                    [--scale-minutes M] [--scale-starts N] [--scale-plot BASE]
+#                    [--only-fairness] [--flood N] [--quiet N]
 #
 # Scenarios (1 runs both read_from modes; --read-from sets the mode of 2 to 4):
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
@@ -32,6 +33,11 @@
 #      table, and BASE.dat and BASE.svg (gnuplot) with --scale-plot BASE (default
 #      docs/bench/scale-<commit>). `--only-scale` runs this scenario alone. See
 #      scripts/bench-scale.sh.
+#   7. fairness: --quiet containers (default 10) writing a line every 100 ms beside one
+#      printing --flood lines (default 3,000,000), in both modes: the quiet lines' latency
+#      (p50/p99/max) alone and beside the flood, what dockerd itself adds (`docker logs
+#      -f`; in files mode the json file), and the flood's rate beside them against alone.
+#      `--only-fairness` runs this scenario alone. See scripts/bench-fairness.sh.
 # Needs a running Docker Engine and the test image: run scripts/test.sh once (or
 # scripts/docker-up.sh and scripts/build-test-images.sh).
 set -euo pipefail
@@ -45,6 +51,9 @@ JSON=""
 READ_FROM=api
 ONLY_RULES=""
 ONLY_SCALE=""
+ONLY_FAIRNESS=""
+FLOOD=3000000
+QUIET=10
 SCALE_SIZES=10,100,300,1000
 SCALE_MINUTES=1
 SCALE_STARTS=5
@@ -53,6 +62,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --only-rules) ONLY_RULES=1; shift ;;
         --only-scale) ONLY_SCALE=1; shift ;;
+        --only-fairness) ONLY_FAIRNESS=1; shift ;;
+        --flood) FLOOD="$2"; shift 2 ;;
+        --quiet) QUIET="$2"; shift 2 ;;
         --scale-sizes) SCALE_SIZES="$2"; shift 2 ;;
         --scale-minutes) SCALE_MINUTES="$2"; shift 2 ;;
         --scale-starts) SCALE_STARTS="$2"; shift 2 ;;
@@ -63,7 +75,7 @@ while [ $# -gt 0 ]; do
         --starts) STARTS="$2"; shift 2 ;;
         --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...] [--scale-minutes M] [--scale-starts N] [--scale-plot BASE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...] [--scale-minutes M] [--scale-starts N] [--scale-plot BASE] [--only-fairness] [--flood N] [--quiet N]" >&2; exit 2 ;;
     esac
 done
 RESULTS=()
@@ -167,6 +179,8 @@ PY
 
 # shellcheck source=scripts/bench-scale.sh
 . scripts/bench-scale.sh
+# shellcheck source=scripts/bench-fairness.sh
+. scripts/bench-fairness.sh
 
 BIN="${LOG_CAPTURER_BIN:-}"
 if [ -z "$BIN" ]; then
@@ -236,6 +250,11 @@ write_json() {
 
 if [ -n "$ONLY_SCALE" ]; then
     scale_scenario
+    write_json
+    exit 0
+fi
+if [ -n "$ONLY_FAIRNESS" ]; then
+    fairness_scenario
     write_json
     exit 0
 fi
@@ -371,4 +390,5 @@ result idle "{\"followed\": [0, $HALF, $IDLE], \"threads\": [$T0, $T1, $T2], \"f
 
 rules_scenario
 scale_scenario
+fairness_scenario
 write_json

@@ -10,6 +10,12 @@
 //! knows every record that is read but not yet acknowledged: those queued, those of
 //! producers waiting for room, and the consumer's batch in flight until it is settled.
 //! [`Observer::snapshot`] reads that live, for the gauges `/metrics` shows.
+//!
+//! Fairness: one producer (one followed stream) may hold at most a quarter of either
+//! bound in the queue. A container writing as fast as it can therefore never fills the
+//! queue: a quiet container's line finds room at once and waits behind at most that
+//! quarter, not behind a full queue of the noisy one's backlog. A producer over its share
+//! waits without holding up the producers behind it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,7 +27,8 @@ use crate::capture::record::Record;
 use crate::capture::timestamp::Timestamp;
 
 struct Inner {
-    items: VecDeque<Record>,
+    /// The queued records, each with the slot of the producer that queued it.
+    items: VecDeque<(Record, usize)>,
     /// Sum of `approx_bytes` of `items`.
     bytes: usize,
     producers: usize,
@@ -30,19 +37,34 @@ struct Inner {
     want: usize,
     /// When the last batch was taken: a batch soon after it lingers for more.
     last_cut: Option<Instant>,
-    /// Producers waiting for room, first come first served: a ticket and the oldest
-    /// record each holds. Only the first may queue, so a big record is not overtaken for
-    /// ever by producers of small ones.
-    waiting: VecDeque<(u64, Timestamp)>,
+    /// Producers waiting for room, first come first served: a ticket, the oldest record
+    /// each holds and its slot. Only the first within its share may queue, so a big
+    /// record is not overtaken for ever by producers of small ones.
+    waiting: VecDeque<(u64, Timestamp, usize)>,
+    /// What each producer has queued, by slot; slots of dropped producers are reused once
+    /// their records are taken.
+    shares: Vec<Share>,
+    free_slots: Vec<usize>,
     next_ticket: u64,
     /// The oldest record of the consumer's batch, until the consumer settles it.
     in_flight: Option<Timestamp>,
+}
+
+/// One producer's records and bytes in the queue.
+#[derive(Clone, Copy, Debug, Default)]
+struct Share {
+    records: usize,
+    bytes: usize,
+    dropped: bool,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     capacity: usize,
     max_bytes: usize,
+    /// The most one producer may hold queued (a quarter of each bound).
+    share_records: usize,
+    share_bytes: usize,
     not_empty: Condvar,
     not_full: Condvar,
 }
@@ -53,6 +75,35 @@ impl Shared {
         inner.items.is_empty()
             || (inner.items.len() < self.capacity
                 && inner.bytes.saturating_add(r.approx_bytes()) <= self.max_bytes)
+    }
+
+    /// Whether the producer of `slot` may queue `r` within its share (a producer with
+    /// nothing queued always may, so one record larger than the share still passes).
+    fn within_share(&self, inner: &Inner, slot: usize, r: &Record) -> bool {
+        let s = inner.shares[slot];
+        s.records == 0
+            || (s.records < self.share_records
+                && s.bytes.saturating_add(r.approx_bytes()) <= self.share_bytes)
+    }
+
+    /// Whether the producer of `slot` has used its whole share.
+    fn share_used(&self, inner: &Inner, slot: usize) -> bool {
+        let s = inner.shares[slot];
+        s.records >= self.share_records || s.bytes >= self.share_bytes
+    }
+
+    /// A slot for a new producer.
+    fn new_slot(inner: &mut Inner) -> usize {
+        match inner.free_slots.pop() {
+            Some(slot) => {
+                inner.shares[slot] = Share::default();
+                slot
+            }
+            None => {
+                inner.shares.push(Share::default());
+                inner.shares.len() - 1
+            }
+        }
     }
 }
 
@@ -76,45 +127,70 @@ pub fn bounded(capacity: usize, max_bytes: usize) -> (Producer, Consumer) {
             waiting: VecDeque::new(),
             next_ticket: 0,
             in_flight: None,
+            shares: vec![Share::default()],
+            free_slots: Vec::new(),
         }),
         capacity: capacity.max(1),
         max_bytes: max_bytes.max(1),
+        share_records: (capacity / 4).max(1),
+        share_bytes: (max_bytes / 4).max(1),
         not_empty: Condvar::new(),
         not_full: Condvar::new(),
     });
-    (Producer(shared.clone()), Consumer(shared))
+    let producer = Producer {
+        shared: shared.clone(),
+        slot: 0,
+    };
+    (producer, Consumer(shared))
 }
 
 /// The consumer has hung up; the records were not queued.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Closed;
 
-/// Sending half; cloning adds a producer. The queue is disconnected when all are dropped.
-pub struct Producer(Arc<Shared>);
+/// Sending half; cloning adds a producer (with its own share of the queue). The queue is
+/// disconnected when all are dropped.
+pub struct Producer {
+    shared: Arc<Shared>,
+    slot: usize,
+}
 
 impl Clone for Producer {
     fn clone(&self) -> Producer {
-        self.0.inner.lock().producers += 1;
-        Producer(self.0.clone())
+        let mut inner = self.shared.inner.lock();
+        inner.producers += 1;
+        let slot = Shared::new_slot(&mut inner);
+        Producer {
+            shared: self.shared.clone(),
+            slot,
+        }
     }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        let mut inner = self.0.inner.lock();
+        let mut inner = self.shared.inner.lock();
         inner.producers -= 1;
+        let share = &mut inner.shares[self.slot];
+        share.dropped = true;
+        if share.records == 0 {
+            inner.free_slots.push(self.slot);
+        }
         if inner.producers == 0 {
-            self.0.not_empty.notify_all();
+            self.shared.not_empty.notify_all();
         }
     }
 }
 
 impl Producer {
-    /// Moves every record of `records` into the queue, in order, blocking while it is full.
-    /// Producers that had to wait are served in the order they came.
+    /// Moves every record of `records` into the queue, in order, blocking while it is full
+    /// or this producer's share is used. Producers that had to wait are served in the
+    /// order they came, skipping those over their share.
     pub fn send_all(&self, records: &mut Vec<Record>) -> Result<(), Closed> {
+        let shared = &*self.shared;
+        let slot = self.slot;
         let mut drain = records.drain(..);
-        let mut inner = self.0.inner.lock();
+        let mut inner = shared.inner.lock();
         let mut ticket: Option<u64> = None;
         loop {
             if inner.consumer_gone {
@@ -123,27 +199,34 @@ impl Producer {
                 }
                 return Err(Closed);
             }
-            let my_turn = inner.waiting.front().map(|w| w.0) == ticket;
-            if my_turn {
+            let first = inner
+                .waiting
+                .iter()
+                .find(|w| !shared.share_used(&inner, w.2))
+                .map(|w| w.0);
+            if first == ticket {
                 while let Some(next) = drain.as_slice().first() {
-                    if !self.0.has_room(&inner, next) {
+                    if !shared.has_room(&inner, next) || !shared.within_share(&inner, slot, next) {
                         break;
                     }
                     let bytes = next.approx_bytes();
                     if let Some(r) = drain.next() {
                         inner.bytes += bytes;
-                        inner.items.push_back(r);
+                        inner.items.push_back((r, slot));
+                        let share = &mut inner.shares[slot];
+                        share.records += 1;
+                        share.bytes += bytes;
                     }
                 }
             }
             if inner.want > 0 && inner.items.len() >= inner.want {
-                self.0.not_empty.notify_one();
+                shared.not_empty.notify_one();
             }
             let Some(oldest) = drain.as_slice().iter().map(|r| r.time).min() else {
-                if ticket.is_some() {
+                if let Some(t) = ticket {
                     // Done: the next waiter's turn.
-                    inner.waiting.pop_front();
-                    self.0.not_full.notify_all();
+                    inner.waiting.retain(|w| w.0 != t);
+                    shared.not_full.notify_all();
                 }
                 return Ok(());
             };
@@ -158,12 +241,12 @@ impl Producer {
                 None => {
                     let t = inner.next_ticket;
                     inner.next_ticket += 1;
-                    inner.waiting.push_back((t, oldest));
+                    inner.waiting.push_back((t, oldest, slot));
                     ticket = Some(t);
                 }
             }
-            self.0.not_empty.notify_one();
-            self.0.not_full.wait(&mut inner);
+            shared.not_empty.notify_one();
+            shared.not_full.wait(&mut inner);
         }
     }
 }
@@ -191,7 +274,7 @@ impl Observer {
         let oldest = inner
             .items
             .iter()
-            .map(|r| r.time)
+            .map(|(r, _)| r.time)
             .chain(inner.waiting.iter().map(|w| w.1))
             .chain(inner.in_flight)
             .min();
@@ -281,8 +364,15 @@ impl Consumer {
                 break;
             }
             match inner.items.pop_front() {
-                Some(r) => {
-                    bytes += r.approx_bytes();
+                Some((r, slot)) => {
+                    let size = r.approx_bytes();
+                    bytes += size;
+                    let share = &mut inner.shares[slot];
+                    share.records -= 1;
+                    share.bytes -= size;
+                    if share.dropped && share.records == 0 {
+                        inner.free_slots.push(slot);
+                    }
                     out.push(r);
                 }
                 None => break,
@@ -298,263 +388,5 @@ impl Consumer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::capture::record::sample_records;
-    use std::time::Duration;
-
-    fn records(n: usize) -> Vec<Record> {
-        sample_records(n, "r")
-    }
-
-    #[test]
-    fn producer_blocks_when_full_and_order_is_kept() {
-        let (tx, rx) = bounded(10, usize::MAX);
-        let producer = std::thread::spawn(move || {
-            let mut recs = records(100);
-            tx.send_all(&mut recs).unwrap();
-            assert!(recs.is_empty());
-        });
-        let mut got = Vec::new();
-        while got.len() < 100 {
-            assert!(rx.observer().snapshot().records <= 10, "bound exceeded");
-            let far = Instant::now() + Duration::from_millis(20);
-            got.extend(
-                rx.take_batch(7, usize::MAX, far)
-                    .into_iter()
-                    .map(|r| r.message),
-            );
-        }
-        producer.join().unwrap();
-        let want: Vec<String> = (0..100).map(|i| format!("r {i}")).collect();
-        assert_eq!(got, want);
-        assert_eq!(
-            rx.wait_nonempty(Instant::now() + Duration::from_secs(5)),
-            Err(Closed)
-        );
-    }
-
-    /// A batch that stops growing is cut after `LINGER`, long before its deadline. The
-    /// deadline is a minute away; a bound of 10 s is thousands of `LINGER`s and only tells
-    /// an early cut from a wait for the deadline. (How full batches get while records keep
-    /// coming is timing: it shows in the throughput of scripts/bench.sh, not in a test.)
-    #[test]
-    fn a_quiet_batch_is_cut_early() {
-        let (tx, rx) = bounded(100_000, usize::MAX);
-        tx.send_all(&mut records(3)).unwrap();
-        let started = Instant::now();
-        let batch = rx.take_batch(50, usize::MAX, Instant::now() + Duration::from_secs(60));
-        assert_eq!(batch.len(), 3);
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "nothing more came: cut early, not at the deadline ({:?})",
-            started.elapsed()
-        );
-        drop(tx);
-    }
-
-    /// After a quiet spell the batch is taken without waiting at all. Observed, not timed:
-    /// the consumer sets `want` only while it waits for more records, and a watcher looks
-    /// at it the whole time. A correct queue never sets it here, so the test cannot fail
-    /// on a slow machine; a queue that lingers is seen with all but certainty.
-    #[test]
-    fn a_record_after_a_quiet_spell_goes_out_at_once() {
-        let (tx, rx) = bounded(100, usize::MAX);
-        tx.send_all(&mut records(1)).unwrap();
-        let far = Instant::now() + Duration::from_secs(60);
-        assert_eq!(rx.take_batch(10, usize::MAX, far).len(), 1);
-        // Quiet: the last batch was cut longer than QUIET ago.
-        rx.0.inner.lock().last_cut = Some(Instant::now() - QUIET * 2);
-        tx.send_all(&mut records(1)).unwrap();
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let started = Arc::new(std::sync::Barrier::new(2));
-        let (shared, finished, go) = (rx.0.clone(), done.clone(), started.clone());
-        let watcher = std::thread::spawn(move || {
-            let mut waited = false;
-            go.wait();
-            while !finished.load(std::sync::atomic::Ordering::SeqCst) {
-                waited |= shared.inner.lock().want > 0;
-                std::thread::yield_now();
-            }
-            waited
-        });
-        started.wait(); // the watcher is looking
-        let batch = rx.take_batch(10, usize::MAX, far);
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(batch.len(), 1);
-        assert!(!watcher.join().unwrap(), "lingered after a quiet spell");
-        drop(tx);
-    }
-
-    #[test]
-    fn a_batch_is_not_cut_inside_a_group() {
-        let (tx, rx) = bounded(100, usize::MAX);
-        let mut recs = records(6);
-        for r in &mut recs[1..4] {
-            r.continues = true;
-        }
-        tx.send_all(&mut recs).unwrap();
-        let far = Instant::now() + Duration::from_millis(20);
-        let first = rx.take_batch(2, usize::MAX, far);
-        assert_eq!(first.len(), 5, "records 1..=4 are one group");
-        assert_eq!(rx.take_batch(2, usize::MAX, far).len(), 1);
-    }
-
-    fn big(n: usize, bytes: usize, first_nanos: i64) -> Vec<Record> {
-        let mut recs = records(n);
-        for (i, r) in recs.iter_mut().enumerate() {
-            r.message = "x".repeat(bytes - r.approx_bytes() + r.message.len());
-            r.time = Timestamp::from_nanos(first_nanos + i as i64);
-        }
-        recs
-    }
-
-    /// Producers wait when the bytes are reached though the record bound has room; the
-    /// queue never holds more than its byte bound; every record arrives, in order.
-    #[test]
-    fn the_byte_bound_holds_and_nothing_is_lost() {
-        let (tx, rx) = bounded(1_000, 10_000);
-        let producer = std::thread::spawn(move || tx.send_all(&mut big(100, 1_000, 0)));
-        let mut got = Vec::new();
-        let far = Instant::now() + Duration::from_secs(60);
-        while got.len() < 100 {
-            let seen = rx.observer().snapshot();
-            assert!(seen.bytes <= 10_000, "byte bound exceeded: {seen:?}");
-            assert!(seen.records <= 10, "{seen:?}");
-            got.extend(
-                rx.take_batch(3, usize::MAX, far)
-                    .into_iter()
-                    .map(|r| r.time),
-            );
-            rx.settle();
-        }
-        assert_eq!(producer.join().unwrap(), Ok(()));
-        let want: Vec<Timestamp> = (0..100).map(Timestamp::from_nanos).collect();
-        assert_eq!(got, want);
-        assert_eq!(rx.observer().snapshot(), Snapshot::default());
-    }
-
-    /// A record larger than the whole byte bound passes alone into an empty queue: never a
-    /// deadlock, and never two such records queued together.
-    #[test]
-    fn a_record_larger_than_the_bound_passes_alone() {
-        let (tx, rx) = bounded(1_000, 1_000);
-        let producer = std::thread::spawn(move || tx.send_all(&mut big(3, 5_000, 0)));
-        let far = Instant::now() + Duration::from_secs(60);
-        let mut got = 0;
-        while got < 3 {
-            assert!(rx.observer().snapshot().records <= 1);
-            if rx.wait_nonempty(far) == Ok(true) {
-                let batch = rx.take_batch(10, usize::MAX, far);
-                assert_eq!(batch.len(), 1, "one big record at a time");
-                got += batch.len();
-            }
-        }
-        assert_eq!(producer.join().unwrap(), Ok(()));
-    }
-
-    /// A big record is not overtaken for ever by producers of small ones: once it waits,
-    /// they wait behind it, and it is in the queue within the batches it takes to make room
-    /// for it (at most 40 here: the queue's 20 records, and the 10 of the producers ahead of
-    /// it), not whenever the small producers happen to pause.
-    #[test]
-    fn a_waiting_big_record_is_served_before_later_small_ones() {
-        let (tx, rx) = bounded(1_000, 10_000);
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let small: Vec<_> = (0..2)
-            .map(|p| {
-                let (tx, stop) = (tx.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    let mut n = 0;
-                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        if tx.send_all(&mut big(5, 500, 1_000 + n * 10 + p)).is_err() {
-                            break;
-                        }
-                        n += 1;
-                    }
-                })
-            })
-            .collect();
-        let observer = rx.observer();
-        let far = Instant::now() + Duration::from_secs(60);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while observer.snapshot().bytes < 9_000 {
-            assert!(
-                Instant::now() < deadline,
-                "the small producers fill the queue"
-            );
-            std::thread::yield_now();
-        }
-        let waiter = tx.clone();
-        let big_one = std::thread::spawn(move || waiter.send_all(&mut big(1, 6_000, 0)));
-        while observer.snapshot().oldest != Some(Timestamp::from_nanos(0)) {
-            assert!(Instant::now() < deadline, "the big record waits");
-            std::thread::yield_now();
-        }
-        let mut batches = 0;
-        loop {
-            if rx.wait_nonempty(far) != Ok(true) {
-                continue;
-            }
-            let batch = rx.take_batch(1, usize::MAX, far);
-            rx.settle();
-            batches += 1;
-            if batch.iter().any(|r| r.time == Timestamp::from_nanos(0)) {
-                break;
-            }
-            assert!(
-                batches <= 40,
-                "the big record was overtaken {batches} times"
-            );
-        }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(big_one.join().unwrap(), Ok(()));
-        drop(tx);
-        drop(rx);
-        for t in small {
-            t.join().unwrap();
-        }
-    }
-
-    /// The oldest pending record is seen wherever it is: queued, in the batch in flight
-    /// until settled, or held by a producer waiting for room.
-    #[test]
-    fn the_snapshot_sees_queued_in_flight_and_waiting_records() {
-        let (tx, rx) = bounded(2, usize::MAX);
-        let observer = rx.observer();
-        assert_eq!(observer.snapshot().oldest, None);
-        tx.send_all(&mut big(2, 500, 100)).unwrap();
-        let seen = observer.snapshot();
-        assert_eq!((seen.records, seen.bytes), (2, 1_000));
-        assert_eq!(seen.oldest, Some(Timestamp::from_nanos(100)));
-        // A producer with older records waits: the queue is full.
-        let waiting = tx.clone();
-        let producer = std::thread::spawn(move || waiting.send_all(&mut big(2, 500, 7)));
-        let oldest_is = |nanos: i64| {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while observer.snapshot().oldest != Some(Timestamp::from_nanos(nanos)) {
-                assert!(Instant::now() < deadline, "{:?}", observer.snapshot());
-                std::thread::yield_now();
-            }
-        };
-        oldest_is(7);
-        let far = Instant::now() + Duration::from_secs(60);
-        assert_eq!(rx.take_batch(2, usize::MAX, far).len(), 2);
-        producer.join().unwrap().unwrap();
-        // Times 7 and 8 are queued now; 100 and 101 are in flight.
-        oldest_is(7);
-        let second = rx.take_batch(2, usize::MAX, far);
-        assert_eq!(second.len(), 2);
-        oldest_is(7);
-        rx.settle();
-        assert_eq!(observer.snapshot(), Snapshot::default());
-        drop(tx);
-    }
-
-    #[test]
-    fn send_fails_when_the_consumer_is_gone() {
-        let (tx, rx) = bounded(1, usize::MAX);
-        drop(rx);
-        assert_eq!(tx.send_all(&mut records(2)), Err(Closed));
-    }
-}
+#[path = "queue_tests.rs"]
+mod tests;

@@ -1,0 +1,150 @@
+# Scenario 7 of scripts/bench.sh (sourced by it, not run): fairness, a container writing
+# as fast as it can beside quiet ones. In each read_from mode (api, then files), with one
+# capturer following every container of the scenario:
+#   1. solo: one container prints --flood lines (default 3,000,000) alone; its rate is
+#      the lines over the time from its first record to its last in the file sink;
+#   2. alone: --quiet containers (default 10) print a line every 100 ms for 15 s;
+#   3. beside: a second flood of the same size starts beside them; quiet lines are timed
+#      until the flood is all in the sink, and its rate is taken as in 1.
+# Latency: the moment a quiet record is readable in the file sink minus Docker's
+# timestamp of the line. Beside it, `docker logs -f --timestamps` of one quiet container
+# times the same lines as dockerd hands them out (API mode: what dockerd adds, before the
+# capturer reads anything); in files mode, the line's appearance in Docker's json file.
+# Prints p50/p99/max of both, the floods' rates and their ratio, and the peak of
+# log_capturer_queue_records during the flood.
+# Uses bench.sh's helpers: start_capturer, stop_capturer, result, $WORK, $PREFIX, $IMAGE.
+
+fairness_mode() { # $1 = read_from; prints one JSON object
+    local mode=$1
+    start_capturer "$PREFIX-fair-$mode-*" now "$mode"
+    python3 - "$WORK/out.jsonl" "$PREFIX-fair-$mode" "$IMAGE" "$QUIET" "$FLOOD" "$mode" "$PORT" <<'PY'
+import datetime, json, os, subprocess, sys, threading, time, urllib.request
+out, prefix, image, quiet, flood, mode, port = sys.argv[1:8]
+quiet, flood = int(quiet), int(flood)
+
+def ts(s):  # RFC 3339, Z, with up to 9 digits (Docker's json file drops trailing zeros)
+    base = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    frac = s[20:].rstrip("Z") if s[19:20] == "." else ""
+    return base.timestamp() + int((frac + "000000000")[:9]) / 1e9
+
+def run(name, cmd):
+    return subprocess.run(["docker", "run", "-d", "--network", "none", "--name", name, image, "sh", "-c", cmd],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+class Sink:
+    """Follows the sink file: quiet latencies, and per-container record counts and times."""
+    def __init__(self, path):
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        self.f = open(path, "rb"); self.f.seek(0, 2); self.buf = b""
+        self.lat = []; self.counts = {}; self.first = {}; self.last = {}
+    def poll(self):
+        chunk = self.f.read(1 << 22)
+        if not chunk:
+            time.sleep(0.0005); return
+        now = time.time()
+        *lines, self.buf = (self.buf + chunk).split(b"\n")
+        for l in lines:
+            if b'"q-' in l:
+                self.lat.append(now - ts(json.loads(l)["time"]))
+                continue
+            i = l.find(b'"container_name":"'); j = l.find(b'"', i + 18)
+            name = l[i + 18:j].decode()
+            self.counts[name] = self.counts.get(name, 0) + 1
+            self.first.setdefault(name, now); self.last[name] = now
+
+def queue_records():
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+        return int(float(next(l.split()[1] for l in body.splitlines() if l.startswith("log_capturer_queue_records "))))
+    except Exception:
+        return 0
+
+def pct(xs):
+    xs = sorted(x * 1000 for x in xs)
+    if not xs:
+        return {"n": 0}
+    p = lambda q: round(xs[min(len(xs) - 1, int(q * len(xs)))], 1)
+    return {"n": len(xs), "p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": round(xs[-1], 1)}
+
+raw_lat, raw_on = [], [True]
+def raw_reader(cid, log_path):
+    # What the daemon hands out (API mode) or writes (files mode), timed the same way.
+    if mode == "api":
+        p = subprocess.Popen(["docker", "logs", "-f", "--timestamps", cid], stdout=subprocess.PIPE)
+        for line in p.stdout:
+            if raw_on[0] and b" q-" in line:
+                raw_lat.append(time.time() - ts(line.split(b" ", 1)[0].decode()))
+            if not raw_on[0]:
+                break
+        p.kill(); p.wait()
+    else:
+        while not os.path.exists(log_path):
+            time.sleep(0.01)
+        f = open(log_path, "rb"); buf = b""
+        while raw_on[0]:
+            chunk = f.read()
+            if not chunk:
+                time.sleep(0.0005); continue
+            now = time.time()
+            *lines, buf = (buf + chunk).split(b"\n")
+            for l in lines:
+                if b"q-" in l:
+                    raw_lat.append(now - ts(json.loads(l)["time"]))
+
+def flood_until_done(sink, name):
+    run(name, f"seq 1 {flood}")
+    peak = 0; t_next = 0
+    deadline = time.time() + 600
+    while sink.counts.get(name, 0) < flood and time.time() < deadline:
+        sink.poll()
+        if time.time() >= t_next:
+            peak = max(peak, queue_records()); t_next = time.time() + 0.2
+    n = sink.counts.get(name, 0)
+    span = sink.last.get(name, 0) - sink.first.get(name, 0)
+    return {"lines": n, "seconds": round(span, 2), "lines_per_s": round(n / span) if span > 0 else 0,
+            "peak_queue_records": peak}
+
+sink = Sink(out)
+solo = flood_until_done(sink, f"{prefix}-solo")
+ids = [run(f"{prefix}-q{i}", "i=0; while :; do i=$((i+1)); echo q-$i; sleep 0.1; done") for i in range(quiet)]
+docker_root = os.environ.get("DOCKER_ROOT", "/var/lib/docker")
+t = threading.Thread(target=raw_reader, args=(ids[0], f"{docker_root}/containers/{ids[0]}/{ids[0]}-json.log"))
+t.start()
+end = time.time() + 15
+while time.time() < end:
+    sink.poll()
+alone, raw_alone = sink.lat[len(sink.lat) // 10:], raw_lat[len(raw_lat) // 10:]  # the first lines include the start
+sink.lat, raw_mark = [], len(raw_lat)
+beside = flood_until_done(sink, f"{prefix}-flood")
+raw_beside = raw_lat[raw_mark:]
+raw_on[0] = False
+t.join(timeout=5)
+print(json.dumps({"mode": mode, "quiet": quiet, "solo": solo, "beside": beside,
+                  "noisy_ratio": round(beside["lines_per_s"] / solo["lines_per_s"], 3) if solo["lines_per_s"] else None,
+                  "quiet_alone": pct(alone), "quiet_beside": pct(sink.lat),
+                  "raw_alone": pct(raw_alone), "raw_beside": pct(raw_beside)}))
+PY
+    stop_capturer
+    docker ps -aq --filter "name=$PREFIX-fair-$mode" | xargs -r -n 4 docker rm -f >/dev/null
+}
+
+fairness_scenario() {
+    echo "== scenario 7: fairness, $QUIET containers writing a line every 100 ms beside one printing $FLOOD lines"
+    local mode json all=""
+    for mode in api files; do
+        json=$(fairness_mode "$mode")
+        all="${all:+$all, }$json"
+        python3 - "$json" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+f = lambda d: f"p50 {d.get('p50_ms', '-')} / p99 {d.get('p99_ms', '-')} / max {d.get('max_ms', '-')} ms (n {d['n']})"
+raw = "docker logs -f" if r["mode"] == "api" else "json file"
+print(f"{r['mode']:5} quiet alone   {f(r['quiet_alone'])};  {raw}: {f(r['raw_alone'])}")
+print(f"{r['mode']:5} quiet beside  {f(r['quiet_beside'])};  {raw}: {f(r['raw_beside'])}")
+print(f"{r['mode']:5} flood solo {r['solo']['lines_per_s']} lines/s, beside {r['beside']['lines_per_s']} lines/s "
+      f"(ratio {r['noisy_ratio']}), peak queue {r['beside']['peak_queue_records']} records")
+PY
+    done
+    result fairness "[$all]"
+}
