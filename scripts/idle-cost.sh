@@ -44,7 +44,7 @@ listen = "127.0.0.1:$PORT"
 type = "file"
 path = "$WORK/out-$mode.jsonl"
 TOML
-    env -u LOG_CAPTURER_BIN -u LOG_CAPTURER_IMAGE -u LOG_CAPTURER_TEST_IMAGE RUST_LOG=warn "$bin" --config "$WORK/config.toml" 2>"$WORK/capturer-$mode.log" &
+    env -u LOG_CAPTURER_BIN -u LOG_CAPTURER_BINS -u LOG_CAPTURER_IMAGE -u LOG_CAPTURER_TEST_IMAGE RUST_LOG=warn "$bin" --config "$WORK/config.toml" 2>"$WORK/capturer-$mode.log" &
     CAP_PID=$!
     for _ in $(seq 1 600); do
         [ -f "$WORK/out-$mode.jsonl" ] && [ "$(wc -l < "$WORK/out-$mode.jsonl")" -ge "$N" ] && break
