@@ -1,7 +1,6 @@
 //! Every thread the capturer spawns, named and with an explicit stack size (README,
-//! Resources). Rust's default is 2 MiB of address space per thread; a follower needs far
-//! less, and with one follower per container that reservation is most of the process's
-//! virtual size. Only the pages a thread touches count in RSS, so this mostly saves
+//! Guarantees). Rust's default is 2 MiB of address space per thread; a follower needs far
+//! less, and there is one follower per container. Only the pages a thread touches count in RSS, so this mostly saves
 //! address space, not resident memory (docs/BENCHMARKS.md).
 //!
 //! A size is checked by running the deepest path its thread takes on a thread of half that
