@@ -37,7 +37,7 @@ use crate::reload::{ReloadSource, Reloads};
 use crate::shutdown::Shutdown;
 use crate::sink::dispatcher::{BatchSettings, Dispatcher};
 use crate::sink::{queue, Interrupter};
-use crate::{capture, server, sink};
+use crate::{capture, server, sink, threads};
 
 /// A condition that stops the capturer at start (exit code 1).
 #[derive(Debug)]
@@ -107,7 +107,7 @@ pub fn run(
     std::thread::scope(|s| -> Result<(), FatalError> {
         let server = Mutex::new((http, None));
         let reload_thread = match reload {
-            Some(source) => Some(spawn(s, "reload", || {
+            Some(source) => Some(spawn(s, "reload", threads::RELOAD_STACK, || {
                 crate::reload::serve(source, &reloads, &metrics, &health)
             })?),
             None => None,
@@ -271,7 +271,9 @@ fn run_generation<'scope>(
         stop.clone(),
     );
 
-    let dispatcher_thread = spawn(s, "dispatcher", move || dispatcher.run())?;
+    let dispatcher_thread = spawn(s, "dispatcher", threads::DISPATCHER_STACK, move || {
+        dispatcher.run()
+    })?;
     let events_thread = {
         let (client, metrics, health, stop) = (
             client.clone(),
@@ -279,13 +281,13 @@ fn run_generation<'scope>(
             health.clone(),
             stop.clone(),
         );
-        spawn(s, "events", move || {
+        spawn(s, "events", threads::SERVICE_STACK, move || {
             capture::events::run(&client, &ev_tx, &metrics, &health, &stop);
             drop(ev_tx);
         })?
     };
     let files_thread = match host_files {
-        Some(h) => Some(spawn(s, "files", move || h.run())?),
+        Some(h) => Some(spawn(s, "files", threads::FOLLOWER_STACK, move || h.run())?),
         None => None,
     };
     // Returns after the stop, with every follower joined and its queue sender dropped.
@@ -322,18 +324,19 @@ fn spawn_server<'scope, 'env>(
     srv: Arc<server::Server>,
     state: &'scope server::State,
 ) -> Result<ScopedJoinHandle<'scope, ()>, FatalError> {
-    spawn(s, "http", move || server::serve(&srv, state))
+    spawn(s, "http", threads::SERVICE_STACK, move || {
+        server::serve(&srv, state)
+    })
 }
 
-/// Spawns a named thread of the scope.
+/// Spawns a named thread of the scope, of `stack` bytes.
 fn spawn<'scope, T: Send + 'scope>(
     s: &'scope Scope<'scope, '_>,
     name: &str,
+    stack: usize,
     f: impl FnOnce() -> T + Send + 'scope,
 ) -> Result<ScopedJoinHandle<'scope, T>, FatalError> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn_scoped(s, f)
+    threads::spawn_scoped(s, name.to_owned(), stack, f)
         .map_err(|e| fatal(format!("cannot spawn the {name} thread: {e}")))
 }
 

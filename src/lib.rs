@@ -19,6 +19,7 @@
 //! - [`metrics`], [`health`], [`server`]: what the operator sees.
 //! - [`shutdown`]: the one stop signal every thread observes; [`backoff`]: retry delays;
 //!   [`reload`]: SIGHUP, a new configuration checked, then applied by a clean stop and start.
+//! - [`threads`]: every thread spawned, named, with its stack size.
 //! - `capturer`: [`run`], which builds every part from its config section and runs
 //!   them as threads (its module doc draws the diagram).
 #![forbid(unsafe_code)]
@@ -36,6 +37,7 @@ pub mod reload;
 pub mod server;
 pub mod shutdown;
 pub mod sink;
+pub mod threads;
 pub mod tls;
 
 pub use capturer::{run, FatalError};

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use log_capturer::config::Config;
 use log_capturer::shutdown::Shutdown;
+use log_capturer::threads;
 use log_capturer::ReloadSource;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -109,26 +110,24 @@ fn run(config: &Config, config_path: Option<PathBuf>) -> ExitCode {
     };
     let handle = signals.handle();
     let on_signal = shutdown.clone();
-    let signal_thread = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut seen = 0;
-            for sig in signals.forever() {
-                if sig == SIGHUP {
-                    // One request waits at most; more SIGHUPs meanwhile coalesce into it.
-                    let _ = reload_tx.try_send(());
-                    continue;
-                }
-                seen += 1;
-                if seen == 1 {
-                    log::info!("signal {sig}: stopping (send again to stop at once)");
-                    on_signal.trigger();
-                } else {
-                    log::warn!("second signal: stopping now; positions stay as last acknowledged");
-                    std::process::exit(1);
-                }
+    let signal_thread = threads::spawn("signals".into(), threads::SERVICE_STACK, move || {
+        let mut seen = 0;
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                // One request waits at most; more SIGHUPs meanwhile coalesce into it.
+                let _ = reload_tx.try_send(());
+                continue;
             }
-        });
+            seen += 1;
+            if seen == 1 {
+                log::info!("signal {sig}: stopping (send again to stop at once)");
+                on_signal.trigger();
+            } else {
+                log::warn!("second signal: stopping now; positions stay as last acknowledged");
+                std::process::exit(1);
+            }
+        }
+    });
     let signal_thread = match signal_thread {
         Ok(t) => t,
         Err(e) => {

@@ -546,13 +546,12 @@ impl Supervisor {
         };
         let notify = self.notify.clone();
         let done_id = id.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("follow-{}", id.short()))
-            .spawn(move || {
-                let outcome = follower.run();
-                let _ = notify.send(SupEvent::FollowerDone(done_id));
-                outcome
-            });
+        let name = format!("follow-{}", id.short());
+        let spawned = crate::threads::spawn(name, crate::threads::FOLLOWER_STACK, move || {
+            let outcome = follower.run();
+            let _ = notify.send(SupEvent::FollowerDone(done_id));
+            outcome
+        });
         match spawned {
             Ok(handle) => {
                 log::info!(

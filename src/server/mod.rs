@@ -27,6 +27,7 @@ use self::request::{head_end, parse_head, Refused, MAX_HEAD};
 use crate::capture::streams::StreamRegistry;
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::threads;
 
 /// Threads answering connections.
 const WORKERS: usize = 2;
@@ -84,15 +85,14 @@ pub fn serve(server: &Server, state: &State) {
     std::thread::scope(|s| {
         for i in 0..WORKERS {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn_scoped(s, move || {
-                    for conn in rx {
-                        if let Err(e) = answer(conn, state) {
-                            log::debug!("server: {e}");
-                        }
+            let name = format!("http-{i}");
+            let spawned = threads::spawn_scoped(s, name, threads::SERVICE_STACK, move || {
+                for conn in rx {
+                    if let Err(e) = answer(conn, state) {
+                        log::debug!("server: {e}");
                     }
-                });
+                }
+            });
             if let Err(e) = spawned {
                 log::error!("server: cannot spawn a worker: {e}");
             }

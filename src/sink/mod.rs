@@ -26,6 +26,9 @@ pub mod stdout;
 pub mod syslog;
 mod template;
 
+#[cfg(test)]
+mod deep_tests;
+
 use std::cell::OnceCell;
 use std::fmt;
 use std::time::{Duration, Instant};

@@ -104,4 +104,6 @@ impl Follower {
 }
 
 #[cfg(test)]
+mod deep_tests;
+#[cfg(test)]
 mod tests;

@@ -16,14 +16,15 @@ use crate::capture::record::{ContainerId, ContainerMeta, Origin, Position, Recor
 use crate::capture::streams::StreamStats;
 use crate::docker::client::ClientSettings;
 use crate::metrics::Metrics;
+use crate::process::rules::Shaping;
 use crate::shutdown::Shutdown;
 use crate::sink::queue::{self, Consumer};
 
-const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(super) const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Writes the container's json-file log (one entry per `(stream, time ns, log)`) and its
 /// `config.v2.json` under `root`.
-fn write_log(root: &Path, entries: &[(&str, u32, &str)]) {
+pub(super) fn write_log(root: &Path, entries: &[(&str, u32, &str)]) {
     let dir = root.join("containers").join(ID);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.v2.json"), r#"{"Config":{"Tty":false}}"#).unwrap();
@@ -40,14 +41,26 @@ fn write_log(root: &Path, entries: &[(&str, u32, &str)]) {
     std::fs::write(dir.join(format!("{ID}-json.log")), text).unwrap();
 }
 
-struct Run {
-    follower: Follower,
-    rx: Consumer,
-    stop: Arc<AtomicBool>,
+pub(super) struct Run {
+    pub follower: Follower,
+    pub rx: Consumer,
+    pub stop: Arc<AtomicBool>,
 }
 
 /// A files-mode follower of the container under `root`, which already exited.
 fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
+    shaped_follower(root, start, streams, None, true)
+}
+
+/// A follower of the container under `root`, which already exited, shaped by a rule:
+/// in files mode, or through the API of a daemon on `<root>/docker.sock` (API 1.41).
+pub(super) fn shaped_follower(
+    root: &Path,
+    start: StartFrom,
+    streams: Streams,
+    shaping: Option<Arc<Shaping>>,
+    files: bool,
+) -> Run {
     let metrics = Arc::new(Metrics::new().unwrap());
     let meta = ContainerMeta::new(
         ContainerId::new(ID),
@@ -58,7 +71,7 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let container = Container {
-        shaping: None,
+        shaping,
         meta: Arc::new(RwLock::new(Arc::new(meta))),
         start,
         stats: Arc::new(StreamStats::new(ContainerId::new(ID), "web-1".into())),
@@ -67,12 +80,12 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
     };
     let (tx, rx) = queue::bounded(100, usize::MAX);
     let settings = ClientSettings {
-        socket: root.join("no-docker.sock"),
+        socket: root.join("docker.sock"),
         max_idle_connections: 1,
         idle_timeout: std::time::Duration::from_secs(1),
         request_timeout: std::time::Duration::from_secs(1),
         read_timeout: std::time::Duration::from_secs(1),
-        api_version: None,
+        api_version: Some("1.41".into()),
     };
     let ctx = Context::new(
         container,
@@ -86,7 +99,7 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
         ctx,
         client: Arc::new(DockerClient::new(settings, metrics)),
         gate: Arc::new(Gate::new(1)),
-        files: Some(FilesMode {
+        files: files.then(|| FilesMode {
             root: Arc::from(root),
             required: true,
         }),
@@ -94,7 +107,7 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
     Run { follower, rx, stop }
 }
 
-fn queued(rx: &Consumer) -> Vec<Record> {
+pub(super) fn queued(rx: &Consumer) -> Vec<Record> {
     rx.take_batch(1000, 1 << 30, Instant::now())
 }
 
