@@ -19,11 +19,11 @@ use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::sink::queue::{self, Consumer};
 
-const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(super) const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Writes the container's json-file log (one entry per `(stream, time ns, log)`) and its
 /// `config.v2.json` under `root`.
-fn write_log(root: &Path, entries: &[(&str, u32, &str)]) {
+pub(super) fn write_log(root: &Path, entries: &[(&str, u32, &str)]) {
     let dir = root.join("containers").join(ID);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.v2.json"), r#"{"Config":{"Tty":false}}"#).unwrap();
@@ -40,15 +40,29 @@ fn write_log(root: &Path, entries: &[(&str, u32, &str)]) {
     std::fs::write(dir.join(format!("{ID}-json.log")), text).unwrap();
 }
 
-struct Run {
-    follower: Follower,
-    rx: Consumer,
-    stop: Arc<AtomicBool>,
+pub(super) struct Run {
+    pub follower: Follower,
+    pub rx: Consumer,
+    pub stop: Arc<AtomicBool>,
+    pub exited: Arc<AtomicBool>,
 }
 
 /// A files-mode follower of the container under `root`, which already exited.
 fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
     let metrics = Arc::new(Metrics::new().unwrap());
+    follower_with(root, start, streams, true, None, metrics)
+}
+
+/// A files-mode follower of the container under `root`; `watching`: woken by inotify,
+/// looking again only every 60 s with no event.
+pub(super) fn follower_with(
+    root: &Path,
+    start: StartFrom,
+    streams: Streams,
+    exited: bool,
+    watching: Option<crate::capture::watch::Watching>,
+    metrics: Arc<Metrics>,
+) -> Run {
     let meta = ContainerMeta::new(
         ContainerId::new(ID),
         "web-1".into(),
@@ -57,13 +71,15 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
         Arc::from("h"),
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let exited = Arc::new(AtomicBool::new(exited));
     let container = Container {
         shaping: None,
         meta: Arc::new(RwLock::new(Arc::new(meta))),
         start,
         stats: Arc::new(StreamStats::new(ContainerId::new(ID), "web-1".into())),
         stop: stop.clone(),
-        exited: Arc::new(AtomicBool::new(true)),
+        exited: exited.clone(),
+        wake: crate::capture::watch::Wake::new(),
     };
     let (tx, rx) = queue::bounded(100, usize::MAX);
     let settings = ClientSettings {
@@ -82,19 +98,27 @@ fn follower(root: &Path, start: StartFrom, streams: Streams) -> Run {
         metrics.clone(),
         Shutdown::new(),
     );
+    let client_metrics = metrics.clone();
     let follower = Follower {
         ctx,
-        client: Arc::new(DockerClient::new(settings, metrics)),
+        client: Arc::new(DockerClient::new(settings, client_metrics)),
         gate: Arc::new(Gate::new(1)),
         files: Some(FilesMode {
             root: Arc::from(root),
             required: true,
+            watching,
+            recheck: std::time::Duration::from_secs(60),
         }),
     };
-    Run { follower, rx, stop }
+    Run {
+        follower,
+        rx,
+        stop,
+        exited,
+    }
 }
 
-fn queued(rx: &Consumer) -> Vec<Record> {
+pub(super) fn queued(rx: &Consumer) -> Vec<Record> {
     rx.take_batch(1000, 1 << 30, Instant::now())
 }
 
@@ -105,7 +129,7 @@ fn lines(records: &[Record]) -> Vec<(Option<Stream>, &str)> {
         .collect()
 }
 
-const BOTH: Streams = Streams {
+pub(super) const BOTH: Streams = Streams {
     stdout: true,
     stderr: true,
 };
