@@ -3,7 +3,7 @@
 # on this machine (absolute times drift on shared machines; compare the ratios).
 #
 #   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files]
-#                    [--json FILE] [--only-rules]
+#                    [--json FILE] [--only-rules] [--only-starts]
 #
 # Scenarios (1 runs both read_from modes; --read-from sets the mode of 2 to 4):
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
@@ -15,6 +15,7 @@
 #      vs N concurrent raw reads of the same logs afterwards.
 #   3. start-to-first-record latency over N container starts (default 100), p50 and p99:
 #      from the line's Docker timestamp to the record appearing in the sink file.
+#      `--only-starts` runs this scenario alone.
 #   4. idle followed containers: threads, FDs and RSS with 0, N/2 and N (default 200)
 #      followed containers, then the SIGTERM-to-exit time with N active streams.
 #   5. rules: one container holding N JSON lines, read from disk (read_from = "files")
@@ -34,16 +35,18 @@ STARTS=100
 JSON=""
 READ_FROM=api
 ONLY_RULES=""
+ONLY_STARTS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --only-rules) ONLY_RULES=1; shift ;;
+        --only-starts) ONLY_STARTS=1; shift ;;
         --lines) LINES="$2"; shift 2 ;;
         --many) MANY="$2"; shift 2 ;;
         --idle) IDLE="$2"; shift 2 ;;
         --starts) STARTS="$2"; shift 2 ;;
         --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules] [--only-starts]" >&2; exit 2 ;;
     esac
 done
 RESULTS=()
@@ -173,6 +176,52 @@ write_json() {
     python3 -m json.tool "$JSON" >/dev/null && echo "== results: $JSON"
 }
 
+starts_scenario() {
+echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
+start_capturer "$PREFIX-lat-*" now "$READ_FROM"
+LAT=$(python3 - "$WORK/out.jsonl" "$STARTS" "$PREFIX" "$IMAGE" <<'PY'
+import json, subprocess, sys, time, datetime
+path, starts, prefix, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def ts(s):  # RFC 3339 with 9 digits, Z
+    base = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return base.timestamp() + int(s[20:29]) / 1e9
+lat = []
+f = open(path, "a+"); f.seek(0, 2)
+buf = ""
+for i in range(starts):
+    name = f"{prefix}-lat-{i}"
+    subprocess.run(["docker", "run", "-d", "--network", "none", "--name", name, image, "sh", "-c",
+                    f"echo first-{i}; sleep 100000"], check=True, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        chunk = f.read()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split("\n")
+            hit = [json.loads(l) for l in lines if f'"first-{i}"' in l]
+            if hit:
+                lat.append(time.time() - ts(hit[0]["time"]))
+                break
+        else:
+            time.sleep(0.0005)
+lat.sort()
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+print(f"{p(0.5):.1f} {p(0.99):.1f} {len(lat)}")
+PY
+)
+read -r P50 P99 GOT <<<"$LAT"
+stop_capturer
+docker ps -aq --filter "name=$PREFIX-lat-" | xargs -r docker rm -f >/dev/null
+printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen)\n' "$P50" "$P99" "$GOT" "$STARTS"
+result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99}"
+}
+
+if [ -n "$ONLY_STARTS" ]; then
+    starts_scenario
+    write_json
+    exit 0
+fi
+
 if [ -n "$ONLY_RULES" ]; then
     rules_scenario
     write_json
@@ -264,43 +313,7 @@ printf '%-44s %10.2f %12.0f\n' "log-capturer, live, start to all acked" "$MANY_C
 printf 'capturer CPU: %s s   peak RSS: %.1f MiB (the live figure includes starting %s containers)\n' "$MANY_CPU" "$(echo "$MANY_HWM / 1024" | bc -l)" "$MANY"
 result many_containers "{\"containers\": $MANY, \"lines\": $TOTAL, \"raw_s\": $MANY_RAW_S, \"capturer_s\": $MANY_CAP_S, \"cpu_s\": $MANY_CPU, \"peak_rss_kib\": $MANY_HWM}"
 
-echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
-start_capturer "$PREFIX-lat-*" now "$READ_FROM"
-LAT=$(python3 - "$WORK/out.jsonl" "$STARTS" "$PREFIX" "$IMAGE" <<'PY'
-import json, subprocess, sys, time, datetime
-path, starts, prefix, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-def ts(s):  # RFC 3339 with 9 digits, Z
-    base = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
-    return base.timestamp() + int(s[20:29]) / 1e9
-lat = []
-f = open(path, "a+"); f.seek(0, 2)
-buf = ""
-for i in range(starts):
-    name = f"{prefix}-lat-{i}"
-    subprocess.run(["docker", "run", "-d", "--network", "none", "--name", name, image, "sh", "-c",
-                    f"echo first-{i}; sleep 100000"], check=True, stdout=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        chunk = f.read()
-        if chunk:
-            buf += chunk
-            *lines, buf = buf.split("\n")
-            hit = [json.loads(l) for l in lines if f'"first-{i}"' in l]
-            if hit:
-                lat.append(time.time() - ts(hit[0]["time"]))
-                break
-        else:
-            time.sleep(0.0005)
-lat.sort()
-p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
-print(f"{p(0.5):.1f} {p(0.99):.1f} {len(lat)}")
-PY
-)
-read -r P50 P99 GOT <<<"$LAT"
-stop_capturer
-docker ps -aq --filter "name=$PREFIX-lat-" | xargs -r docker rm -f >/dev/null
-printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen)\n' "$P50" "$P99" "$GOT" "$STARTS"
-result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99}"
+starts_scenario
 
 echo "== scenario 4: idle followed containers, then shutdown with $IDLE streams"
 start_capturer "$PREFIX-idle-*" now "$READ_FROM"

@@ -97,9 +97,7 @@ impl FileSource<'_> {
         };
         ctx.stats.set_state("following-file");
         // Watched before the first read: nothing written from here on goes unnoticed.
-        let mut watch: Option<Watch> = self
-            .watching
-            .and_then(|w| w.watch(paths.dir(), &ctx.wake, &format!("follower {}", ctx.short())));
+        let mut watch = self.watch(&paths, None);
         let mut idle = POLL_MIN;
         let mut rotation_retries = 0u32;
         let reason = loop {
@@ -151,6 +149,10 @@ impl FileSource<'_> {
                         );
                         file = next;
                         rotation_retries = 0;
+                        if let Some(w) = watch.take() {
+                            // A watch on the old file: move it to the new one (read next).
+                            watch = self.watch(&paths, Some(w));
+                        }
                         continue;
                     }
                     Next::Retry => {
@@ -197,6 +199,24 @@ impl FileSource<'_> {
             reason,
             position: ctx.resume_position(dec.position()),
         }
+    }
+
+    /// Watches the log's directory, or, where the directory cannot be read (Docker makes
+    /// it 0710: a reader in group root only), the current log file, which then is watched
+    /// again after each rotation: `was`, a watch held, is kept when it is the directory's.
+    fn watch(&self, paths: &LogPaths, was: Option<LogWatch>) -> Option<LogWatch> {
+        if let Some(w) = was.filter(|w| !w.on_file) {
+            return Some(w);
+        }
+        let who = format!("follower {}", self.ctx.short());
+        let candidates = [paths.dir(), paths.current()];
+        let (watch, i) = self
+            .watching?
+            .watch_first(&candidates, &self.ctx.wake, &who)?;
+        Some(LogWatch {
+            _watch: watch,
+            on_file: i > 0,
+        })
     }
 
     /// How long a watched follower sleeps with no event: the safety re-check, or sooner
@@ -427,6 +447,13 @@ impl FileSource<'_> {
             let _ = self.ctx.send(batch);
         }
     }
+}
+
+/// A follower's inotify watch (held, dropped to stop it): on its log's directory, or on
+/// its current log file.
+struct LogWatch {
+    _watch: Watch,
+    on_file: bool,
 }
 
 /// Why reading stopped.

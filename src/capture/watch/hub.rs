@@ -18,7 +18,8 @@ use super::{Wake, Watching};
 use crate::shutdown::Shutdown;
 
 /// What a reader's directory is watched for: its files written, created, renamed,
-/// deleted, truncated or re-permissioned, and the directory itself going away.
+/// deleted, truncated or re-permissioned, and the directory itself going away (for a
+/// watched file: it written, renamed or deleted).
 fn mask() -> WatchMask {
     WatchMask::MODIFY
         | WatchMask::CLOSE_WRITE
@@ -29,7 +30,6 @@ fn mask() -> WatchMask {
         | WatchMask::ATTRIB
         | WatchMask::DELETE_SELF
         | WatchMask::MOVE_SELF
-        | WatchMask::ONLYDIR
 }
 
 /// The watches and their readers, shared by the thread and the [`Watch`]es.

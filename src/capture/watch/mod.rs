@@ -55,15 +55,36 @@ impl Watching {
     /// Watches directory `dir` for `wake`'s reader; `None`: the reader must poll (logged
     /// once, counted). `who` names the reader in the log line.
     pub fn watch(&self, dir: &Path, wake: &Arc<Wake>, who: &str) -> Option<Watch> {
+        self.watch_first(&[dir], wake, who).map(|(w, _)| w)
+    }
+
+    /// Watches the first of `paths` that can be watched (a directory, or a file: then
+    /// only its writes, renames and deletion are seen), and says which; `None`: the reader
+    /// must poll (logged once, counted).
+    pub fn watch_first(
+        &self,
+        paths: &[&Path],
+        wake: &Arc<Wake>,
+        who: &str,
+    ) -> Option<(Watch, usize)> {
         let why = match &self.hub {
-            Some(hub) => match hub.subscribe(dir, wake) {
-                Ok(w) => return Some(w),
-                Err(e) if e.raw_os_error() == Some(28) => {
-                    // ENOSPC from inotify_add_watch(2).
-                    "fs.inotify.max_user_watches reached".to_owned()
+            Some(hub) => {
+                let mut last = None;
+                for (i, path) in paths.iter().enumerate() {
+                    match hub.subscribe(path, wake) {
+                        Ok(w) => return Some((w, i)),
+                        Err(e) => last = Some((path, e)),
+                    }
                 }
-                Err(e) => format!("cannot watch {}: {e}", dir.display()),
-            },
+                match last {
+                    // ENOSPC from inotify_add_watch(2).
+                    Some((_, e)) if e.raw_os_error() == Some(28) => {
+                        "fs.inotify.max_user_watches reached".to_owned()
+                    }
+                    Some((path, e)) => format!("cannot watch {}: {e}", path.display()),
+                    None => "nothing to watch".to_owned(),
+                }
+            }
             None => self.why_not.to_string(),
         };
         self.fallbacks.inc();

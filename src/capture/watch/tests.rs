@@ -163,3 +163,24 @@ fn close_joins_the_thread_blocked_in_its_read() {
     w.close();
     assert!(w.thread.is_none());
 }
+
+#[test]
+fn a_file_is_watched_where_its_directory_cannot_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    fs::write(&path, "").unwrap();
+    let (w, fallbacks, _s) = watcher();
+    let wake = Wake::new();
+    let unreadable = dir.path().join("missing");
+    let (_watch, i) = w
+        .watching()
+        .watch_first(&[&unreadable, &path], &wake, "test")
+        .unwrap();
+    assert_eq!(i, 1);
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"line\n").unwrap();
+    assert!(wake.wait(LONG).content());
+    fs::rename(&path, dir.path().join("a.log.1")).unwrap();
+    assert!(wake.wait(LONG).names(), "IN_MOVE_SELF: rotated");
+    assert_eq!(fallbacks.get(), 0);
+}
