@@ -46,13 +46,14 @@ for i in $(seq 1 "$N"); do
     docker run -d --network none --name "$PREFIX-$i" "$IMAGE" sh -c "$SCRIPT" >/dev/null
 done
 hz=$(getconf CLK_TCK)
-# CPU ticks of the follower threads (follow-*, inotify) and of the others, "f o".
+# CPU nanoseconds (schedstat, exact) of the follower threads (follow-*, inotify) and of the
+# other threads, "f o".
 cpu_split() {
-    local f=0 o=0 t comm ticks
+    local f=0 o=0 t comm ns
     for t in /proc/"$1"/task/*; do
         comm=$(cat "$t/comm" 2>/dev/null) || continue
-        ticks=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null) || continue
-        case "$comm" in follow-*|inotify) f=$((f + ticks)) ;; *) o=$((o + ticks)) ;; esac
+        ns=$(awk '{print $1}' "$t/schedstat" 2>/dev/null) || continue
+        case "$comm" in follow-*|inotify) f=$((f + ns)) ;; *) o=$((o + ns)) ;; esac
     done
     echo "$f $o"
 }
@@ -72,20 +73,23 @@ listen = "127.0.0.1:$PORT"
 type = "file"
 path = "$WORK/out-$mode.jsonl"
 TOML
-    env -u LOG_CAPTURER_BIN -u LOG_CAPTURER_IMAGE -u LOG_CAPTURER_TEST_IMAGE RUST_LOG=warn "$bin" --config "$WORK/config.toml" 2>"$WORK/capturer-$mode.log" &
+    env -u LOG_CAPTURER_BIN -u LOG_CAPTURER_BINS -u LOG_CAPTURER_IMAGE -u LOG_CAPTURER_TEST_IMAGE RUST_LOG=warn "$bin" --config "$WORK/config.toml" 2>"$WORK/capturer-$mode.log" &
     CAP_PID=$!
     for _ in $(seq 1 600); do
         [ -f "$WORK/out-$mode.jsonl" ] && [ "$(wc -l < "$WORK/out-$mode.jsonl")" -ge "$N" ] && break
         sleep 0.1
     done
     sleep 2
+    if ! kill -0 "$CAP_PID" 2>/dev/null; then
+        echo "$bin ($mode) exited early:" >&2; tail -20 "$WORK/capturer-$mode.log" >&2; exit 1
+    fi
     c0=$(awk '{print $14 + $15}' "/proc/$CAP_PID/stat"); read -r f0 o0 <<<"$(cpu_split "$CAP_PID")"
     sleep "$SECONDS_IDLE"
     c1=$(awk '{print $14 + $15}' "/proc/$CAP_PID/stat"); read -r f1 o1 <<<"$(cpu_split "$CAP_PID")"
     printf '%s %-5s records %s  threads %s  fds %s  rss %s KiB  CPU s per %s s idle %.2f (followers %.2f, other threads %.2f)\n' "$bin" "$mode" \
         "$(wc -l < "$WORK/out-$mode.jsonl")" "$(ls "/proc/$CAP_PID/task" | wc -l)" \
         "$(ls "/proc/$CAP_PID/fd" | wc -l)" "$(awk '/VmRSS/ {print $2}' "/proc/$CAP_PID/status")" "$SECONDS_IDLE" \
-        "$(echo "($c1 - $c0) / $hz" | bc -l)" "$(echo "($f1 - $f0) / $hz" | bc -l)" "$(echo "($o1 - $o0) / $hz" | bc -l)"
+        "$(echo "($c1 - $c0) / $hz" | bc -l)" "$(echo "($f1 - $f0) / 1000000000" | bc -l)" "$(echo "($o1 - $o0) / 1000000000" | bc -l)"
     kill -TERM "$CAP_PID"; wait "$CAP_PID" || true; CAP_PID=""
     rm -f "$WORK/out-$mode.jsonl" "$WORK/positions-$mode.json"
 done

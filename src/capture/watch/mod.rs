@@ -26,7 +26,7 @@ pub use wake::{Wake, Woken};
 
 /// How often a watched reader looks again with no event: the safety net for anything
 /// inotify does not report (e.g. a file replaced on another mount, a lost event).
-pub const RECHECK: Duration = Duration::from_secs(1);
+pub const RECHECK: Duration = Duration::from_secs(2);
 
 /// A handle to add watches through (cheap to clone); polling only when inotify is
 /// unavailable.
