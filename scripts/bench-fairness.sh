@@ -32,26 +32,35 @@ def run(name, cmd):
                           check=True, capture_output=True, text=True).stdout.strip()
 
 class Sink:
-    """Follows the sink file: quiet latencies, and per-container record counts and times."""
+    """Follows the sink file: the quiet records' latencies (those of lines written after
+    `since`), and how many other records (the flood's) came when. Only quiet records are
+    parsed: the reader must keep up with the flood, or it would time itself."""
     def __init__(self, path):
         while not os.path.exists(path):
             time.sleep(0.01)
         self.f = open(path, "rb"); self.f.seek(0, 2); self.buf = b""
-        self.lat = []; self.counts = {}; self.first = {}; self.last = {}
+        self.reset(time.time())
+    def reset(self, since):
+        self.since, self.lat, self.flood, self.first, self.last = since, [], 0, None, None
     def poll(self):
         chunk = self.f.read(1 << 22)
         if not chunk:
             time.sleep(0.0005); return
         now = time.time()
-        *lines, self.buf = (self.buf + chunk).split(b"\n")
-        for l in lines:
-            if b'"q-' in l:
-                self.lat.append(now - ts(json.loads(l)["time"]))
-                continue
-            i = l.find(b'"container_name":"'); j = l.find(b'"', i + 18)
-            name = l[i + 18:j].decode()
-            self.counts[name] = self.counts.get(name, 0) + 1
-            self.first.setdefault(name, now); self.last[name] = now
+        data = self.buf + chunk
+        cut = data.rfind(b"\n") + 1
+        whole, self.buf = data[:cut], data[cut:]
+        quiet, i = 0, whole.find(b'"q-')
+        while i >= 0:
+            start, end = whole.rfind(b"\n", 0, i) + 1, whole.find(b"\n", i)
+            t = ts(json.loads(whole[start:end])["time"])
+            if t >= self.since:
+                self.lat.append(now - t)
+            quiet += 1
+            i = whole.find(b'"q-', end)
+        flood = whole.count(b"\n") - quiet
+        if flood:
+            self.flood += flood; self.first = self.first or now; self.last = now
 
 def queue_records():
     try:
@@ -67,14 +76,16 @@ def pct(xs):
     p = lambda q: round(xs[min(len(xs) - 1, int(q * len(xs)))], 1)
     return {"n": len(xs), "p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": round(xs[-1], 1)}
 
-raw_lat, raw_on = [], [True]
+raw_lat, raw_on, raw_since = [], [True], [0.0]
 def raw_reader(cid, log_path):
     # What the daemon hands out (API mode) or writes (files mode), timed the same way.
     if mode == "api":
         p = subprocess.Popen(["docker", "logs", "-f", "--timestamps", cid], stdout=subprocess.PIPE)
         for line in p.stdout:
             if raw_on[0] and b" q-" in line:
-                raw_lat.append(time.time() - ts(line.split(b" ", 1)[0].decode()))
+                t = ts(line.split(b" ", 1)[0].decode())
+                if t >= raw_since[0]:
+                    raw_lat.append(time.time() - t)
             if not raw_on[0]:
                 break
         p.kill(); p.wait()
@@ -90,18 +101,21 @@ def raw_reader(cid, log_path):
             *lines, buf = (buf + chunk).split(b"\n")
             for l in lines:
                 if b"q-" in l:
-                    raw_lat.append(now - ts(json.loads(l)["time"]))
+                    t = ts(json.loads(l)["time"])
+                    if t >= raw_since[0]:
+                        raw_lat.append(now - t)
 
 def flood_until_done(sink, name):
+    sink.reset(time.time())
     run(name, f"seq 1 {flood}")
     peak = 0; t_next = 0
     deadline = time.time() + 600
-    while sink.counts.get(name, 0) < flood and time.time() < deadline:
+    while sink.flood < flood and time.time() < deadline:
         sink.poll()
         if time.time() >= t_next:
             peak = max(peak, queue_records()); t_next = time.time() + 0.2
-    n = sink.counts.get(name, 0)
-    span = sink.last.get(name, 0) - sink.first.get(name, 0)
+    n = sink.flood
+    span = (sink.last or 0) - (sink.first or 0)
     return {"lines": n, "seconds": round(span, 2), "lines_per_s": round(n / span) if span > 0 else 0,
             "peak_queue_records": peak}
 
@@ -111,11 +125,14 @@ ids = [run(f"{prefix}-q{i}", "i=0; while :; do i=$((i+1)); echo q-$i; sleep 0.1;
 docker_root = os.environ.get("DOCKER_ROOT", "/var/lib/docker")
 t = threading.Thread(target=raw_reader, args=(ids[0], f"{docker_root}/containers/{ids[0]}/{ids[0]}-json.log"))
 t.start()
-end = time.time() + 15
+# The first lines of each quiet container are read as a backlog when it is found: timed
+# are the lines written from 2 s after the last start.
+sink.reset(time.time() + 2); raw_since[0] = time.time() + 2
+end = time.time() + 17
 while time.time() < end:
     sink.poll()
-alone, raw_alone = sink.lat[len(sink.lat) // 10:], raw_lat[len(raw_lat) // 10:]  # the first lines include the start
-sink.lat, raw_mark = [], len(raw_lat)
+alone, raw_alone = sink.lat, list(raw_lat)
+raw_mark = len(raw_lat)
 beside = flood_until_done(sink, f"{prefix}-flood")
 raw_beside = raw_lat[raw_mark:]
 raw_on[0] = False

@@ -5,7 +5,7 @@
 #   scripts/bench.sh [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files]
 #                    [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...]
 #                    [--scale-minutes M] [--scale-starts N] [--scale-plot BASE]
-#                    [--only-fairness] [--flood N] [--quiet N]
+#                    [--only-fairness] [--flood N] [--quiet N] [--only-starts]
 #
 # Scenarios (1 runs both read_from modes; --read-from sets the mode of 2 to 4):
 #   1. one container holding N lines (default 1,000,000): raw `curl --unix-socket` read of
@@ -52,6 +52,7 @@ READ_FROM=api
 ONLY_RULES=""
 ONLY_SCALE=""
 ONLY_FAIRNESS=""
+ONLY_STARTS=""
 FLOOD=3000000
 QUIET=10
 SCALE_SIZES=10,100,300,1000
@@ -63,6 +64,7 @@ while [ $# -gt 0 ]; do
         --only-rules) ONLY_RULES=1; shift ;;
         --only-scale) ONLY_SCALE=1; shift ;;
         --only-fairness) ONLY_FAIRNESS=1; shift ;;
+        --only-starts) ONLY_STARTS=1; shift ;;
         --flood) FLOOD="$2"; shift 2 ;;
         --quiet) QUIET="$2"; shift 2 ;;
         --scale-sizes) SCALE_SIZES="$2"; shift 2 ;;
@@ -75,7 +77,7 @@ while [ $# -gt 0 ]; do
         --starts) STARTS="$2"; shift 2 ;;
         --read-from) READ_FROM="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
-        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...] [--scale-minutes M] [--scale-starts N] [--scale-plot BASE] [--only-fairness] [--flood N] [--quiet N]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--lines N] [--many N] [--idle N] [--starts N] [--read-from api|files] [--json FILE] [--only-rules] [--only-scale] [--scale-sizes N,N,...] [--scale-minutes M] [--scale-starts N] [--scale-plot BASE] [--only-fairness] [--flood N] [--quiet N] [--only-starts]" >&2; exit 2 ;;
     esac
 done
 RESULTS=()
@@ -253,6 +255,21 @@ if [ -n "$ONLY_SCALE" ]; then
     write_json
     exit 0
 fi
+starts_scenario() {
+    echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
+    start_capturer "$PREFIX-lat-*" now "$READ_FROM"
+    LAT=$(first_records "$WORK/out.jsonl" "$STARTS" "$PREFIX-lat")
+    read -r P50 P99 GOT <<<"$LAT"
+    stop_capturer
+    docker ps -aq --filter "name=$PREFIX-lat-" | xargs -r -n 4 docker rm -f >/dev/null
+    printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen)\n' "$P50" "$P99" "$GOT" "$STARTS"
+    result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99}"
+}
+if [ -n "$ONLY_STARTS" ]; then
+    starts_scenario
+    write_json
+    exit 0
+fi
 if [ -n "$ONLY_FAIRNESS" ]; then
     fairness_scenario
     write_json
@@ -349,14 +366,7 @@ printf '%-44s %10.2f %12.0f\n' "log-capturer, live, start to all acked" "$MANY_C
 printf 'capturer CPU: %s s   peak RSS: %.1f MiB (the live figure includes starting %s containers)\n' "$MANY_CPU" "$(echo "$MANY_HWM / 1024" | bc -l)" "$MANY"
 result many_containers "{\"containers\": $MANY, \"lines\": $TOTAL, \"raw_s\": $MANY_RAW_S, \"capturer_s\": $MANY_CAP_S, \"cpu_s\": $MANY_CPU, \"peak_rss_kib\": $MANY_HWM}"
 
-echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
-start_capturer "$PREFIX-lat-*" now "$READ_FROM"
-LAT=$(first_records "$WORK/out.jsonl" "$STARTS" "$PREFIX-lat")
-read -r P50 P99 GOT <<<"$LAT"
-stop_capturer
-docker ps -aq --filter "name=$PREFIX-lat-" | xargs -r docker rm -f >/dev/null
-printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen)\n' "$P50" "$P99" "$GOT" "$STARTS"
-result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99}"
+starts_scenario
 
 echo "== scenario 4: idle followed containers, then shutdown with $IDLE streams"
 start_capturer "$PREFIX-idle-*" now "$READ_FROM"

@@ -28,6 +28,7 @@ use crate::capture::hostfiles::HostFiles;
 use crate::capture::streams::StreamRegistry;
 use crate::capture::supervisor::{Supervisor, SupervisorSettings};
 use crate::capture::timestamp::Timestamp;
+use crate::capture::watch::Watcher;
 use crate::config::Config;
 use crate::docker::client::{ClientSettings, DockerClient};
 use crate::health::{DeliveryHealth, Health};
@@ -240,6 +241,13 @@ fn run_generation<'scope>(
         stop.clone(),
     );
     let rules = Arc::new(crate::process::rules::Rules::new(&config.rules));
+    // One inotify instance and thread for every reader of files (README, "Files mode").
+    let watcher = (files_mode.is_some() || !config.files.paths.is_empty())
+        .then(|| Watcher::start(metrics.inotify_fallbacks.clone(), stop));
+    let files_mode = match &watcher {
+        Some(w) => files_mode.map(|f| f.with_watching(w.watching())),
+        None => files_mode,
+    };
     let host_files = HostFiles::new(
         &config.files,
         config.containers.max_line_bytes(),
@@ -249,7 +257,11 @@ fn run_generation<'scope>(
         metrics.clone(),
         stop.clone(),
     )
-    .map(|h| h.with_rules(rules.clone()));
+    .map(|h| h.with_rules(rules.clone()))
+    .map(|h| match &watcher {
+        Some(w) => h.with_watching(w.watching()),
+        None => h,
+    });
     let supervisor = Supervisor::new(
         client.clone(),
         SupervisorSettings::new(
@@ -296,6 +308,8 @@ fn run_generation<'scope>(
     if let Some(t) = files_thread {
         let _ = t.join();
     }
+    // Every reader of files is joined: nothing waits on inotify any more.
+    drop(watcher);
     drain(
         dispatcher_thread,
         config.pipeline.shutdown_timeout.get(),

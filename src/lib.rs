@@ -8,7 +8,8 @@
 //!   transport), the bounded keep-alive cache, and the pure stdcopy demux.
 //! - [`capture`]: what is followed and how lines become records: the supervisor and the
 //!   events thread (discovery), one follower per container (reading the API stream or the
-//!   json-file log), the host-files thread (`files.paths`), the pure decoders, and the
+//!   json-file log), the host-files thread (`files.paths`), the inotify thread that wakes
+//!   the readers of files (`capture::watch`), the pure decoders, and the
 //!   [`capture::record::Record`].
 //! - [`sink`]: the bounded queue, the dispatcher (batches, retries, acks) and the sinks:
 //!   file, stdout, Loki, Elasticsearch.

@@ -72,6 +72,7 @@ pub struct Metrics {
     pub duplicates_skipped: IntCounter,
     pub daemon_error_frames: IntCounter,
     pub file_rotations: IntCounter,
+    pub inotify_fallbacks: IntCounter,
     pub file_bad_lines: IntCounter,
     pub sink_records: IntCounterVec,
     pub sink_errors: IntCounterVec,
@@ -207,6 +208,10 @@ impl Metrics {
             file_rotations: counter(
                 "file_rotations_total",
                 "Log files followed across a rotation (json-file logs and host files).",
+            )?,
+            inotify_fallbacks: counter(
+                "inotify_fallbacks_total",
+                "Readers of files (files-mode containers, host-file directories) that poll because inotify is unavailable or fs.inotify.max_user_watches was reached.",
             )?,
             file_bad_lines: counter(
                 "file_bad_lines_total",

@@ -148,6 +148,10 @@ fn rotation_and_restarts_are_exactly_once_in_files_mode() {
         "{dup} duplicates after one SIGKILL, batch {batch}"
     );
     assert!(rotations >= 1.0, "the last run followed no rotation");
+    // Woken by inotify on the container's log directory, not polling (README).
+    assert!(cap
+        .metrics()
+        .contains("log_capturer_inotify_fallbacks_total 0"));
     let log = cap.log();
     assert!(
         !log.contains("resuming by time"),

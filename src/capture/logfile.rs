@@ -55,6 +55,11 @@ impl LogPaths {
         LogPaths { dir, current }
     }
 
+    /// The container's directory: its log files and Docker's metadata.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn current(&self) -> &Path {
         &self.current
     }

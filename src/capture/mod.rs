@@ -8,7 +8,8 @@
 //!   `streams` is what `/streams` shows.
 //! - Reading: `follower` (one thread per container, two sources: the API logs stream or
 //!   the json-file log on disk, read through `logfile` and parsed by `jsonfile`);
-//!   `hostfiles` (one thread for every file of `files.paths`).
+//!   `hostfiles` (one thread for every file of `files.paths`); both wake on inotify
+//!   through `watch` (one instance and thread for the run), polling as the fallback.
 //! - Pure decoding: `decode` (frames or file entries to lines, with the resume
 //!   invariant), `merge` (16 KiB partial pieces), `timestamp`.
 //! - Output: `record` (the [`record::Record`], its [`record::Origin`] and position).
@@ -27,3 +28,4 @@ pub mod start;
 pub mod streams;
 pub mod supervisor;
 pub mod timestamp;
+pub mod watch;

@@ -24,6 +24,7 @@ use super::record::{ContainerId, ContainerMeta};
 use super::start::{self, Inspected, StartRules};
 use super::streams::{StreamRegistry, StreamStats};
 use super::timestamp::Timestamp;
+use super::watch::Wake;
 use crate::config::ContainersConfig;
 use crate::docker::client::DockerClient;
 use crate::docker::types::{ContainerSummary, Event};
@@ -113,6 +114,8 @@ struct Running {
     stop: Arc<AtomicBool>,
     /// The container exited: a follower reading its log file ends at the file's end.
     exited: Arc<AtomicBool>,
+    /// Raised with `stop` and `exited`: a file source sleeping on inotify wakes at once.
+    wake: Arc<Wake>,
     meta: Arc<RwLock<Arc<ContainerMeta>>>,
 }
 
@@ -277,6 +280,7 @@ impl Supervisor {
     fn exited(&mut self, id: &ContainerId) {
         if let Some(r) = self.followers.get(id) {
             r.exited.store(true, Ordering::SeqCst);
+            r.wake.notify();
         }
         if let Some(w) = self.waiting.iter_mut().find(|w| w.found.id == *id) {
             w.running = false;
@@ -523,12 +527,14 @@ impl Supervisor {
         let meta = Arc::new(RwLock::new(Arc::new(meta)));
         let stop = Arc::new(AtomicBool::new(false));
         let exited = Arc::new(AtomicBool::new(!running));
+        let wake = Wake::new();
         let container = Container {
             meta: meta.clone(),
             start,
             stats: stats.clone(),
             stop: stop.clone(),
             exited: exited.clone(),
+            wake: wake.clone(),
             shaping: resolved.shaping,
         };
         let follower = Follower {
@@ -569,6 +575,7 @@ impl Supervisor {
                         handle,
                         stop,
                         exited,
+                        wake,
                         meta,
                     },
                 );
@@ -623,6 +630,7 @@ impl Supervisor {
         self.waiting_changed();
         for r in self.followers.values() {
             r.stop.store(true, Ordering::Relaxed);
+            r.wake.notify();
         }
         let ids: Vec<ContainerId> = self.followers.keys().cloned().collect();
         for id in ids {

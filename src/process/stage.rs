@@ -59,6 +59,11 @@ impl Stage {
         }
     }
 
+    /// Whether a multiline record is open (waiting for more lines or its timeout).
+    pub fn has_open(&self) -> bool {
+        self.joiner.as_ref().is_some_and(Joiner::has_open)
+    }
+
     /// Where a new follower of the same container resumes when this one stops with
     /// records still open (before them); `None` when nothing is open.
     pub fn open_position(&self) -> Option<Position> {

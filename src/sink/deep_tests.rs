@@ -146,6 +146,7 @@ fn deliver_deepest(stack: usize, n: usize) -> (usize, usize) {
         timeout: Duration::from_millis(1),
         shutdown_timeout: Duration::from_secs(30),
         flush_interval: Duration::from_secs(1),
+        write_interval: Duration::ZERO,
     };
     let dispatcher = Dispatcher::new(
         rx,

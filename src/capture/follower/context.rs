@@ -15,6 +15,7 @@ use crate::capture::decode::{LogDecoder, Notice, Output};
 use crate::capture::record::{ContainerMeta, Origin, Position, Record, Stream};
 use crate::capture::streams::StreamStats;
 use crate::capture::timestamp::Timestamp;
+use crate::capture::watch::Wake;
 use crate::metrics::Metrics;
 use crate::process::joiner::{JoinLine, Joined};
 use crate::process::rules::Shaping;
@@ -130,6 +131,9 @@ pub struct Context {
     /// Set by the supervisor when the container exited (a file source ends at the log's
     /// end then; an API stream ends by itself).
     exited: Arc<AtomicBool>,
+    /// Where a file source sleeps between reads; raised by its directory's inotify
+    /// events and by the supervisor when it sets `stop` or `exited`.
+    pub wake: Arc<Wake>,
     tx: Producer,
     counters: Counters,
     /// The container's rule stage; `None` when no rule shapes it (no cost per line).
@@ -144,6 +148,8 @@ pub struct Container {
     pub stats: Arc<StreamStats>,
     pub stop: Arc<AtomicBool>,
     pub exited: Arc<AtomicBool>,
+    /// Raised with `stop` and `exited` (see [`Context::wake`]).
+    pub wake: Arc<Wake>,
     /// What its rule (and labels) do to its lines; `None`: nothing.
     pub shaping: Option<Arc<Shaping>>,
 }
@@ -178,6 +184,7 @@ impl Context {
             shutdown,
             stop: container.stop,
             exited: container.exited,
+            wake: container.wake,
             tx,
             counters,
             stage: RefCell::new(stage),
@@ -242,6 +249,11 @@ impl Context {
             return Ok(());
         }
         self.send(&mut batch)
+    }
+
+    /// Whether a multiline record is open, so `tick` must come within its timeout.
+    pub fn has_open_records(&self) -> bool {
+        self.stage.borrow().as_ref().is_some_and(Stage::has_open)
     }
 
     /// The position a new follower of this container resumes from: before the multiline

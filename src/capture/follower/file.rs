@@ -1,11 +1,14 @@
 //! The file source (`read_from = "files" | "auto"`): the container's json-file
 //! log is read straight from disk, so dockerd does no work for us. The log is opened the
 //! moment the follower starts, so a container removed right after is still read to its
-//! end (the open file outlives the name). The follower polls (2 ms .. 250 ms, doubling
-//! while idle), follows rotation by identity (device, inode: finish the old file, then
-//! the next one of the chain), handles truncation, and ends once the supervisor says the
-//! container exited and the log is read to its end. Records and positions are the same as
-//! in API mode; positions also carry the file and offset, so a restart resumes exactly.
+//! end (the open file outlives the name). The follower sleeps until inotify reports a
+//! change in the log's directory (a write, a rotation: `capture::watch`), the supervisor
+//! wakes it (stop, container exited), or `watch::RECHECK` passed; where inotify falls
+//! back it polls (2 ms .. 250 ms, doubling while idle). It follows rotation by identity
+//! (device, inode: finish the old file, then the next one of the chain), handles
+//! truncation, and ends once the supervisor says the container exited and the log is read
+//! to its end. Records and positions are the same as in API mode; positions also carry
+//! the file and offset, so a restart resumes exactly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use crate::capture::jsonfile::{parse_entry, quick_time};
 use crate::capture::logfile::{LogFile, LogPaths, Member};
 use crate::capture::record::{ContainerId, ContainerMeta, FilePos, Record};
 use crate::capture::timestamp::Timestamp;
+use crate::capture::watch::{Watch, Watching};
 use crate::docker::client::DockerClient;
 
 const POLL_MIN: Duration = Duration::from_millis(2);
@@ -68,6 +72,10 @@ pub(super) struct FileSource<'a> {
     pub ctx: &'a Context,
     /// For the one inspect call when `config.v2.json` cannot be read.
     pub client: &'a DockerClient,
+    /// inotify on the log's directory; `None`: poll.
+    pub watching: Option<&'a Watching>,
+    /// How long a watched, settled follower sleeps with no event.
+    pub recheck: Duration,
 }
 
 impl FileSource<'_> {
@@ -88,6 +96,8 @@ impl FileSource<'_> {
             }
         };
         ctx.stats.set_state("following-file");
+        // Watched before the first read: nothing written from here on goes unnoticed.
+        let mut watch = self.watch(&paths, None);
         let mut idle = POLL_MIN;
         let mut rotation_retries = 0u32;
         let reason = loop {
@@ -139,6 +149,10 @@ impl FileSource<'_> {
                         );
                         file = next;
                         rotation_retries = 0;
+                        if let Some(w) = watch.take() {
+                            // A watch on the old file: move it to the new one (read next).
+                            watch = self.watch(&paths, Some(w));
+                        }
                         continue;
                     }
                     Next::Retry => {
@@ -165,7 +179,17 @@ impl FileSource<'_> {
             if exited && settled {
                 break ctx.finish(&mut dec);
             }
-            if ctx.shutdown.wait_timeout(idle) {
+            if watch.is_some() {
+                // Settled: sleep until an event; mid-rotation: look again soon.
+                let woken = ctx.wake.wait(if settled { self.recheck() } else { idle });
+                if woken.lost() {
+                    log::debug!(
+                        "follower {}: its directory's watch is gone; polling",
+                        ctx.short()
+                    );
+                    watch = None;
+                }
+            } else if ctx.shutdown.wait_timeout(idle) {
                 break EndReason::Stopped;
             }
             idle = (idle * 2).min(POLL_MAX);
@@ -174,6 +198,34 @@ impl FileSource<'_> {
         FollowerOutcome {
             reason,
             position: ctx.resume_position(dec.position()),
+        }
+    }
+
+    /// Watches the log's directory, or, where the directory cannot be read (Docker makes
+    /// it 0710: a reader in group root only), the current log file, which then is watched
+    /// again after each rotation: `was`, a watch held, is kept when it is the directory's.
+    fn watch(&self, paths: &LogPaths, was: Option<LogWatch>) -> Option<LogWatch> {
+        if let Some(w) = was.filter(|w| !w.on_file) {
+            return Some(w);
+        }
+        let who = format!("follower {}", self.ctx.short());
+        let candidates = [paths.dir(), paths.current()];
+        let (watch, i) = self
+            .watching?
+            .watch_first(&candidates, &self.ctx.wake, &who)?;
+        Some(LogWatch {
+            _watch: watch,
+            on_file: i > 0,
+        })
+    }
+
+    /// How long a watched follower sleeps with no event: the safety re-check, or sooner
+    /// while a multiline record waits for its timeout (`tick`).
+    fn recheck(&self) -> Duration {
+        if self.ctx.has_open_records() {
+            self.recheck.min(POLL_MAX)
+        } else {
+            self.recheck
         }
     }
 
@@ -395,6 +447,13 @@ impl FileSource<'_> {
             let _ = self.ctx.send(batch);
         }
     }
+}
+
+/// A follower's inotify watch (held, dropped to stop it): on its log's directory, or on
+/// its current log file.
+struct LogWatch {
+    _watch: Watch,
+    on_file: bool,
 }
 
 /// Why reading stopped.

@@ -7,7 +7,8 @@
 //! - `context`: the seam every source reads and writes through ([`Context`]), and what
 //!   a follower starts from and ends with ([`StartFrom`], [`EndReason`]).
 //! - `api`: the logs endpoint of the Docker API (the default, `read_from = "api"`).
-//! - `file`: the json-file log on disk (`read_from = "files" | "auto"`).
+//! - `file`: the json-file log on disk (`read_from = "files" | "auto"`), woken by
+//!   inotify on the log's directory (`capture::watch`), polling as the fallback.
 
 mod api;
 mod context;
@@ -19,6 +20,7 @@ pub use context::{Container, Context, EndReason, FollowerOutcome, StartFrom, Str
 pub use file::{open_log, OpenedLog};
 
 use crate::capture::gate::Gate;
+use crate::capture::watch::{self, Watching};
 use crate::config::{ContainersConfig, ReadFrom};
 use crate::docker::client::DockerClient;
 
@@ -29,6 +31,10 @@ pub struct FilesMode {
     pub root: Arc<std::path::Path>,
     /// `read_from = "files"`: falling back to the API is worth a warning.
     pub required: bool,
+    /// Where a follower's inotify watch on its log directory comes from; `None`: it polls.
+    pub watching: Option<Watching>,
+    /// How often a watched follower looks at its log with no event ([`watch::RECHECK`]).
+    pub recheck: std::time::Duration,
 }
 
 impl FilesMode {
@@ -43,6 +49,8 @@ impl FilesMode {
         let mode = FilesMode {
             root: Arc::from(c.docker_root.as_path()),
             required: c.read_from == ReadFrom::Files,
+            watching: None,
+            recheck: watch::RECHECK,
         };
         let dir = c.docker_root.join("containers");
         let problem = match std::fs::metadata(&dir) {
@@ -61,6 +69,14 @@ impl FilesMode {
             dir.display()
         );
         Ok(Some(mode))
+    }
+}
+
+impl FilesMode {
+    /// Followers wake on inotify through `watching` (polling where it falls back).
+    pub fn with_watching(mut self, watching: Watching) -> FilesMode {
+        self.watching = Some(watching);
+        self
     }
 }
 
@@ -84,6 +100,8 @@ impl Follower {
                     let source = file::FileSource {
                         ctx: &self.ctx,
                         client: &self.client,
+                        watching: files.watching.as_ref(),
+                        recheck: files.recheck,
                     };
                     return source.follow(log);
                 }
@@ -107,3 +125,5 @@ impl Follower {
 mod deep_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_wake;

@@ -45,6 +45,7 @@ pub(super) struct Run {
     pub follower: Follower,
     pub rx: Consumer,
     pub stop: Arc<AtomicBool>,
+    pub exited: Arc<AtomicBool>,
 }
 
 /// A files-mode follower of the container under `root`, which already exited.
@@ -61,7 +62,55 @@ pub(super) fn shaped_follower(
     shaping: Option<Arc<Shaping>>,
     files: bool,
 ) -> Run {
-    let metrics = Arc::new(Metrics::new().unwrap());
+    let setup = Setup {
+        shaping,
+        files,
+        exited: true,
+        watching: None,
+    };
+    build(
+        root,
+        start,
+        streams,
+        setup,
+        Arc::new(Metrics::new().unwrap()),
+    )
+}
+
+/// A files-mode follower of the container under `root`; `watching`: woken by inotify,
+/// looking again only every 60 s with no event.
+pub(super) fn follower_with(
+    root: &Path,
+    start: StartFrom,
+    streams: Streams,
+    exited: bool,
+    watching: Option<crate::capture::watch::Watching>,
+    metrics: Arc<Metrics>,
+) -> Run {
+    let setup = Setup {
+        shaping: None,
+        files: true,
+        exited,
+        watching,
+    };
+    build(root, start, streams, setup, metrics)
+}
+
+/// How a test follower is made.
+struct Setup {
+    shaping: Option<Arc<Shaping>>,
+    files: bool,
+    exited: bool,
+    watching: Option<crate::capture::watch::Watching>,
+}
+
+fn build(
+    root: &Path,
+    start: StartFrom,
+    streams: Streams,
+    setup: Setup,
+    metrics: Arc<Metrics>,
+) -> Run {
     let meta = ContainerMeta::new(
         ContainerId::new(ID),
         "web-1".into(),
@@ -70,13 +119,15 @@ pub(super) fn shaped_follower(
         Arc::from("h"),
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let exited = Arc::new(AtomicBool::new(setup.exited));
     let container = Container {
-        shaping,
+        shaping: setup.shaping,
         meta: Arc::new(RwLock::new(Arc::new(meta))),
         start,
         stats: Arc::new(StreamStats::new(ContainerId::new(ID), "web-1".into())),
         stop: stop.clone(),
-        exited: Arc::new(AtomicBool::new(true)),
+        exited: exited.clone(),
+        wake: crate::capture::watch::Wake::new(),
     };
     let (tx, rx) = queue::bounded(100, usize::MAX);
     let settings = ClientSettings {
@@ -99,12 +150,19 @@ pub(super) fn shaped_follower(
         ctx,
         client: Arc::new(DockerClient::new(settings, metrics)),
         gate: Arc::new(Gate::new(1)),
-        files: files.then(|| FilesMode {
+        files: setup.files.then(|| FilesMode {
             root: Arc::from(root),
             required: true,
+            watching: setup.watching,
+            recheck: std::time::Duration::from_secs(60),
         }),
     };
-    Run { follower, rx, stop }
+    Run {
+        follower,
+        rx,
+        stop,
+        exited,
+    }
 }
 
 pub(super) fn queued(rx: &Consumer) -> Vec<Record> {
@@ -118,7 +176,7 @@ fn lines(records: &[Record]) -> Vec<(Option<Stream>, &str)> {
         .collect()
 }
 
-const BOTH: Streams = Streams {
+pub(super) const BOTH: Streams = Streams {
     stdout: true,
     stderr: true,
 };

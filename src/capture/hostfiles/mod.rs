@@ -1,7 +1,11 @@
-//! Host files (`files.paths`): one thread follows every file the globs match. Every
-//! `poll` it reads what each followed file gained from its open fd, notices rotation by
-//! rename and deletion (the path names another file, or none) and `copytruncate` (the file
-//! shrank), then re-expands the globs to pick up new files. A renamed or deleted file stays
+//! Host files (`files.paths`): one thread follows every file the globs match. It sleeps
+//! until inotify reports a change in a watched directory (`watched`: the files'
+//! directories and the patterns'), or `recheck` passed; where inotify falls back, and
+//! during a rotation wait, it polls every `poll`. Every round it reads what each followed
+//! file gained from its open fd, notices rotation by rename and deletion (the path names
+//! another file, or none) and `copytruncate` (the file shrank), then re-expands the globs
+//! to pick up new files (when names changed in a watched directory, a file was left, or
+//! `recheck` passed; every round when polling). A renamed or deleted file stays
 //! the path's source, its fd read like a live file's, until it has not grown for
 //! [`ROTATE_WAIT`]: its writer appends to it until it reopens the path. Only then is the
 //! next file read, from its start. Records carry the path and the offset just past their
@@ -10,7 +14,8 @@
 //!
 //! `lines` splits bytes into lines and `start` decides where a file is first read from
 //! (both pure); `tail` owns one open file; `rotate` decides when a rotated file is left
-//! and opens the next; `discover` expands the globs and applies `start`.
+//! and opens the next; `discover` expands the globs and applies `start`; `watched` keeps
+//! the inotify watches.
 
 mod discover;
 mod lines;
@@ -19,6 +24,9 @@ mod start;
 mod tail;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_wake;
+mod watched;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -30,6 +38,7 @@ use self::rotate::Leaving;
 use self::start::FileId;
 use self::tail::Tailed;
 use crate::capture::record::{FilePos, Record};
+use crate::capture::watch::{self, Wake, Watching, Woken};
 use crate::config::FilesConfig;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
@@ -57,8 +66,12 @@ pub struct HostFiles {
     /// The host name put in every record.
     pub host: Arc<str>,
     pub max_line_bytes: usize,
-    /// How often files are polled for new bytes and globs re-expanded.
+    /// How often files are polled for new bytes and globs re-expanded, without inotify.
     pub poll: Duration,
+    /// inotify on the files' directories; `None`: poll.
+    pub watching: Option<Watching>,
+    /// How often a watched thread looks at everything with no event ([`watch::RECHECK`]).
+    pub recheck: Duration,
     /// No earlier run recorded: files found at start are read from their end.
     pub first_run: bool,
     pub positions: Arc<Positions>,
@@ -76,6 +89,12 @@ impl HostFiles {
         self
     }
 
+    /// The thread wakes on inotify through `watching` (polling where it falls back).
+    pub fn with_watching(mut self, watching: Watching) -> HostFiles {
+        self.watching = Some(watching);
+        self
+    }
+
     /// The rule stage of the file at `path`, if a rule shapes it.
     fn shaping_for(&self, path: &str) -> Option<tail::FileShaping> {
         self.rules.for_path(path).map(|shaping| tail::FileShaping {
@@ -87,7 +106,8 @@ impl HostFiles {
             },
         })
     }
-    /// The files thread of `[files]`; `None` when `paths` is empty. It polls every 250 ms.
+    /// The files thread of `[files]`; `None` when `paths` is empty. Without inotify it
+    /// polls every 250 ms.
     pub fn new(
         f: &FilesConfig,
         max_line_bytes: usize,
@@ -105,6 +125,8 @@ impl HostFiles {
             host,
             max_line_bytes,
             poll: Duration::from_millis(250),
+            watching: None,
+            recheck: watch::RECHECK,
             first_run: positions.last_run_at().is_none(),
             positions,
             tx,
@@ -175,32 +197,78 @@ impl HostFiles {
     pub fn run(self) {
         self.metrics.records.with_label_values(&[RECORDS_LABEL]);
         let mut st = State::new();
+        let wake = Wake::new();
+        let mut watched = watched::Watched::default();
+        let mut expanded_at: Option<Instant> = None;
+        let mut woken = Woken::default();
         loop {
-            let busy = match self.poll(&mut st, Instant::now()) {
+            let now = Instant::now();
+            let expand = woken.names()
+                || !watched.complete()
+                || expanded_at.is_none_or(|t| now.duration_since(t) >= self.recheck);
+            let busy = match self.round(&mut st, now, expand) {
                 Ok(busy) => busy,
                 Err(stop) => {
                     log::debug!("files: stopping ({stop:?})");
                     break;
                 }
             };
-            let wait = if busy { Duration::ZERO } else { self.poll };
-            if self.shutdown.wait_timeout(wait) {
+            if expand {
+                expanded_at = Some(now);
+                if let Some(w) = &self.watching {
+                    let dirs = watched::wanted_dirs(&self.patterns, st.files.keys().map(|k| &**k));
+                    watched.update(w, &wake, dirs);
+                }
+            }
+            woken = Woken::default();
+            if busy {
+                if self.shutdown.is_triggered() {
+                    break;
+                }
+            } else if watched.complete() {
+                // A rotation wait is timed: look again every `poll` meanwhile. Shutdown
+                // raises `wake` too (every watched reader's).
+                woken = wake.wait(if st.leaving.is_empty() {
+                    self.recheck
+                } else {
+                    self.poll.min(self.recheck)
+                });
+                if self.shutdown.is_triggered() {
+                    break;
+                }
+            } else if self.shutdown.wait_timeout(self.poll) {
                 break;
+            }
+            if woken.timed_out() {
+                // What inotify reported meanwhile (a new name during a rotation wait).
+                woken = wake.wait(Duration::ZERO);
+            }
+            if woken.lost() {
+                watched.forget();
             }
         }
         // Pending text without a newline is not sent: the next run reads it again.
         self.metrics.files_followed.set(0);
     }
 
-    /// One round over the followed files, then the globs. Returns whether a file had more
-    /// to read than one poll takes.
+    /// One round over the followed files, then the globs.
+    #[cfg(test)]
     fn poll(&self, st: &mut State, now: Instant) -> Result<bool, Stop> {
+        self.round(st, now, true)
+    }
+
+    /// One round over the followed files, then the globs when `expand` (or a file was
+    /// left: a glob may match its new name). Returns whether a file had more to read than
+    /// one round takes.
+    fn round(&self, st: &mut State, now: Instant, expand: bool) -> Result<bool, Stop> {
         let mut busy = false;
         let paths: Vec<String> = st.files.keys().cloned().collect();
         for path in paths {
             busy |= self.follow(st, path, now)?;
         }
-        busy |= self.discover(st)?;
+        if expand || !st.retired.is_empty() || !st.expanded {
+            busy |= self.discover(st)?;
+        }
         st.expanded = true;
         st.retired.clear();
         self.forget_gone(st);

@@ -35,6 +35,8 @@ impl Run {
             host: Arc::from("node-7"),
             max_line_bytes: 16,
             poll: Duration::from_millis(10),
+            watching: None,
+            recheck: Duration::from_secs(60),
             first_run,
             positions: positions.clone(),
             tx,
