@@ -37,10 +37,10 @@ struct Inner {
     want: usize,
     /// When the last batch was taken: a batch soon after it lingers for more.
     last_cut: Option<Instant>,
-    /// Producers waiting for room, first come first served: a ticket, the oldest record
-    /// each holds and its slot. Only the first within its share may queue, so a big
-    /// record is not overtaken for ever by producers of small ones.
-    waiting: VecDeque<(u64, Timestamp, usize)>,
+    /// Producers waiting for room, first come first served. Only the first whose next
+    /// record fits its share may queue, so a big record is not overtaken for ever by
+    /// producers of small ones.
+    waiting: VecDeque<Waiter>,
     /// What each producer has queued, by slot; slots of dropped producers are reused once
     /// their records are taken.
     shares: Vec<Share>,
@@ -48,6 +48,17 @@ struct Inner {
     next_ticket: u64,
     /// The oldest record of the consumer's batch, until the consumer settles it.
     in_flight: Option<Timestamp>,
+}
+
+/// A producer waiting for room.
+#[derive(Clone, Copy, Debug)]
+struct Waiter {
+    ticket: u64,
+    /// The oldest record it holds (for the gauges).
+    oldest: Timestamp,
+    slot: usize,
+    /// The size of the next record it would queue.
+    next_bytes: usize,
 }
 
 /// One producer's records and bytes in the queue.
@@ -79,17 +90,11 @@ impl Shared {
 
     /// Whether the producer of `slot` may queue `r` within its share (a producer with
     /// nothing queued always may, so one record larger than the share still passes).
-    fn within_share(&self, inner: &Inner, slot: usize, r: &Record) -> bool {
+    fn within_share(&self, inner: &Inner, slot: usize, next_bytes: usize) -> bool {
         let s = inner.shares[slot];
         s.records == 0
             || (s.records < self.share_records
-                && s.bytes.saturating_add(r.approx_bytes()) <= self.share_bytes)
-    }
-
-    /// Whether the producer of `slot` has used its whole share.
-    fn share_used(&self, inner: &Inner, slot: usize) -> bool {
-        let s = inner.shares[slot];
-        s.records >= self.share_records || s.bytes >= self.share_bytes
+                && s.bytes.saturating_add(next_bytes) <= self.share_bytes)
     }
 
     /// A slot for a new producer.
@@ -195,18 +200,19 @@ impl Producer {
         loop {
             if inner.consumer_gone {
                 if let Some(t) = ticket {
-                    inner.waiting.retain(|w| w.0 != t);
+                    inner.waiting.retain(|w| w.ticket != t);
                 }
                 return Err(Closed);
             }
             let first = inner
                 .waiting
                 .iter()
-                .find(|w| !shared.share_used(&inner, w.2))
-                .map(|w| w.0);
+                .find(|w| shared.within_share(&inner, w.slot, w.next_bytes))
+                .map(|w| w.ticket);
             if first == ticket {
                 while let Some(next) = drain.as_slice().first() {
-                    if !shared.has_room(&inner, next) || !shared.within_share(&inner, slot, next) {
+                    let size = next.approx_bytes();
+                    if !shared.has_room(&inner, next) || !shared.within_share(&inner, slot, size) {
                         break;
                     }
                     let bytes = next.approx_bytes();
@@ -222,26 +228,35 @@ impl Producer {
             if inner.want > 0 && inner.items.len() >= inner.want {
                 shared.not_empty.notify_one();
             }
-            let Some(oldest) = drain.as_slice().iter().map(|r| r.time).min() else {
+            let held = drain.as_slice();
+            let (Some(oldest), Some(next)) = (held.iter().map(|r| r.time).min(), held.first())
+            else {
                 if let Some(t) = ticket {
                     // Done: the next waiter's turn.
-                    inner.waiting.retain(|w| w.0 != t);
+                    inner.waiting.retain(|w| w.ticket != t);
                     shared.not_full.notify_all();
                 }
                 return Ok(());
             };
             // Full (or others were first): let the consumer take a batch even if it wanted
             // more, and show the records held here to the gauges while waiting.
+            let next_bytes = next.approx_bytes();
             match ticket {
                 Some(t) => {
-                    if let Some(w) = inner.waiting.iter_mut().find(|w| w.0 == t) {
-                        w.1 = oldest;
+                    if let Some(w) = inner.waiting.iter_mut().find(|w| w.ticket == t) {
+                        w.oldest = oldest;
+                        w.next_bytes = next_bytes;
                     }
                 }
                 None => {
                     let t = inner.next_ticket;
                     inner.next_ticket += 1;
-                    inner.waiting.push_back((t, oldest, slot));
+                    inner.waiting.push_back(Waiter {
+                        ticket: t,
+                        oldest,
+                        slot,
+                        next_bytes,
+                    });
                     ticket = Some(t);
                 }
             }
@@ -275,7 +290,7 @@ impl Observer {
             .items
             .iter()
             .map(|(r, _)| r.time)
-            .chain(inner.waiting.iter().map(|w| w.1))
+            .chain(inner.waiting.iter().map(|w| w.oldest))
             .chain(inner.in_flight)
             .min();
         Snapshot {

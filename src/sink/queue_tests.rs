@@ -342,3 +342,38 @@ fn slots_of_dropped_producers_are_reused() {
     }
     assert!(rx.0.inner.lock().shares.len() <= 3);
 }
+
+/// A producer whose next record does not fit its byte share (though the share is not
+/// quite used) does not hold up a producer behind it.
+#[test]
+fn a_producer_whose_next_record_does_not_fit_its_share_lets_others_in() {
+    let (noisy, rx) = bounded(1_000, 8_000);
+    let quiet = noisy.clone();
+    let flood = std::thread::spawn(move || noisy.send_all(&mut big(50, 700, 0)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rx.observer().snapshot().records < 2 {
+        assert!(Instant::now() < deadline, "never queued");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // 1,400 of its 2,000 bytes are used: the next 700 do not fit. The quiet record must
+    // get in with no batch taken (a hang here is the bug).
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let sender = std::thread::spawn(move || {
+        let sent = quiet.send_all(&mut big(1, 700, 99));
+        let _ = done_tx.send(());
+        sent
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "the quiet record waited behind the noisy producer's share"
+    );
+    assert_eq!(sender.join().unwrap(), Ok(()));
+    assert_eq!(rx.observer().snapshot().records, 3);
+    let mut n = 0;
+    while n < 51 {
+        n += rx
+            .take_batch(10, usize::MAX, Instant::now() + Duration::from_millis(20))
+            .len();
+    }
+    flood.join().unwrap().unwrap();
+}
