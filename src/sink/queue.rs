@@ -66,6 +66,10 @@ struct Waiter {
 struct Share {
     records: usize,
     bytes: usize,
+    /// The last record it queued continues a group (`Record::continues`): the rest of
+    /// the group is let in past the share, so no other stream's record lands inside it
+    /// and a batch is never cut there.
+    in_group: bool,
     dropped: bool,
 }
 
@@ -93,6 +97,7 @@ impl Shared {
     fn within_share(&self, inner: &Inner, slot: usize, next_bytes: usize) -> bool {
         let s = inner.shares[slot];
         s.records == 0
+            || s.in_group
             || (s.records < self.share_records
                 && s.bytes.saturating_add(next_bytes) <= self.share_bytes)
     }
@@ -209,7 +214,8 @@ impl Producer {
                 .iter()
                 .find(|w| shared.within_share(&inner, w.slot, w.next_bytes))
                 .map(|w| w.ticket);
-            if first == ticket {
+            let my_turn = first == ticket;
+            if my_turn {
                 while let Some(next) = drain.as_slice().first() {
                     let size = next.approx_bytes();
                     if !shared.has_room(&inner, next) || !shared.within_share(&inner, slot, size) {
@@ -218,10 +224,11 @@ impl Producer {
                     let bytes = next.approx_bytes();
                     if let Some(r) = drain.next() {
                         inner.bytes += bytes;
-                        inner.items.push_back((r, slot));
                         let share = &mut inner.shares[slot];
                         share.records += 1;
                         share.bytes += bytes;
+                        share.in_group = r.continues;
+                        inner.items.push_back((r, slot));
                     }
                 }
             }
@@ -261,6 +268,10 @@ impl Producer {
                 }
             }
             shared.not_empty.notify_one();
+            if my_turn {
+                // Whoever waited behind this producer may go now that it waits.
+                shared.not_full.notify_all();
+            }
             shared.not_full.wait(&mut inner);
         }
     }

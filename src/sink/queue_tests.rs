@@ -377,3 +377,31 @@ fn a_producer_whose_next_record_does_not_fit_its_share_lets_others_in() {
     }
     flood.join().unwrap().unwrap();
 }
+
+/// A group (`continues`) is queued whole past the producer's share, so no other stream's
+/// record lands inside it and the batch holding it is not cut in the middle.
+#[test]
+fn a_group_is_queued_whole_past_the_share() {
+    let (tx, rx) = bounded(8, usize::MAX);
+    let other = tx.clone();
+    let mut group = records(4);
+    for r in &mut group[..3] {
+        r.continues = true;
+    }
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let sender = std::thread::spawn(move || {
+        let sent = tx.send_all(&mut group);
+        let _ = done_tx.send(());
+        sent
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "the group stopped at the share"
+    );
+    assert_eq!(sender.join().unwrap(), Ok(()));
+    assert_eq!(rx.observer().snapshot().records, 4, "a share is 2 records");
+    other.send_all(&mut sample_records(1, "other")).unwrap();
+    let batch = rx.take_batch(2, usize::MAX, Instant::now());
+    let got: Vec<&str> = batch.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(got, ["r 0", "r 1", "r 2", "r 3"], "the whole group, alone");
+}

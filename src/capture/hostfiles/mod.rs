@@ -213,21 +213,26 @@ impl HostFiles {
                     break;
                 }
             };
+            let mut added = false;
             if expand {
                 expanded_at = Some(now);
                 if let Some(w) = &self.watching {
                     let dirs = watched::wanted_dirs(&self.patterns, st.files.keys().map(|k| &**k));
-                    watched.update(w, &wake, dirs);
+                    added = watched.update(w, &wake, dirs);
                 }
             }
             woken = Woken::default();
-            if busy {
+            // A new watch sees only what comes after it: one more round at once.
+            if busy || added {
                 if self.shutdown.is_triggered() {
                     break;
                 }
             } else if watched.complete() {
                 // A rotation wait is timed: look again every `poll` meanwhile. Shutdown
-                // raises `wake` too (every watched reader's).
+                // raises `wake` too (every watched reader's), once it is watched.
+                if self.shutdown.is_triggered() {
+                    break;
+                }
                 woken = wake.wait(if st.leaving.is_empty() {
                     self.recheck
                 } else {

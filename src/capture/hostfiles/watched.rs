@@ -8,8 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::capture::watch::{Wake, Watch, Watching};
+use crate::capture::watch::{self, Wake, Watch, Watching};
 
 /// Directories watched at most: more (a `**` over a large tree) means polling instead.
 pub const MAX_DIRS: usize = 1024;
@@ -22,6 +23,10 @@ pub struct Watched {
     polling: bool,
     /// Too many directories was logged.
     warned: bool,
+    /// Directories that could not be watched, tried again only from `retry_at` (each
+    /// try is counted as a fallback).
+    failed: BTreeSet<PathBuf>,
+    retry_at: Option<Instant>,
 }
 
 impl Watched {
@@ -35,8 +40,14 @@ impl Watched {
         self.dirs.clear();
     }
 
-    /// Watches exactly `wanted` (what [`wanted_dirs`] gives).
-    pub fn update(&mut self, watching: &Watching, wake: &Arc<Wake>, wanted: BTreeSet<PathBuf>) {
+    /// Watches exactly `wanted` (what [`wanted_dirs`] gives); true when a watch was
+    /// added (what was written there before it was added raised no event: look again).
+    pub fn update(
+        &mut self,
+        watching: &Watching,
+        wake: &Arc<Wake>,
+        wanted: BTreeSet<PathBuf>,
+    ) -> bool {
         if wanted.len() > MAX_DIRS {
             if !self.warned {
                 self.warned = true;
@@ -47,21 +58,38 @@ impl Watched {
             }
             self.dirs.clear();
             self.polling = true;
-            return;
+            return false;
         }
         self.dirs.retain(|d, _| wanted.contains(d));
+        self.failed.retain(|d| wanted.contains(d));
+        let now = Instant::now();
+        let retry = self.retry_at.is_none_or(|t| now >= t);
         self.polling = false;
+        let mut added = false;
         for dir in wanted {
             if self.dirs.contains_key(&dir) {
                 continue;
             }
+            if !retry && self.failed.contains(&dir) {
+                self.polling = true;
+                continue;
+            }
             match watching.watch(&dir, wake, "files") {
                 Some(w) => {
+                    self.failed.remove(&dir);
                     self.dirs.insert(dir, w);
+                    added = true;
                 }
-                None => self.polling = true,
+                None => {
+                    self.failed.insert(dir);
+                    self.polling = true;
+                }
             }
         }
+        if retry && !self.failed.is_empty() {
+            self.retry_at = Some(now + watch::RECHECK);
+        }
+        added
     }
 }
 

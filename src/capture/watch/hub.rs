@@ -37,6 +37,9 @@ pub(super) struct Hub {
     /// Lock order: `subs`, then `watches`.
     subs: Mutex<HashMap<i32, Vec<Arc<Wake>>>>,
     watches: Mutex<Watches>,
+    /// The descriptor of the anchor watch on "/": never removed by a reader that watches
+    /// "/" too (it shares the kernel's watch), or the thread could not be woken to stop.
+    anchor: i32,
     /// The thread ended on an error: no new watch.
     dead: AtomicBool,
 }
@@ -69,7 +72,9 @@ impl Hub {
         wakes.retain(|w| !Arc::ptr_eq(w, wake));
         if wakes.is_empty() {
             subs.remove(&id);
-            let _ = self.watches.lock().remove(wd.clone());
+            if id != self.anchor {
+                let _ = self.watches.lock().remove(wd.clone());
+            }
         }
     }
 
@@ -192,13 +197,16 @@ impl Watcher {
         let hub = Arc::new(Hub {
             subs: Mutex::default(),
             watches: Mutex::new(watches),
+            anchor: anchor.get_watch_descriptor_id(),
             dead: AtomicBool::new(false),
         });
         let thread = {
             let hub = hub.clone();
-            std::thread::Builder::new()
-                .name("inotify".to_owned())
-                .spawn(move || read_events(inotify, &hub, &closing))?
+            crate::threads::spawn(
+                "inotify".to_owned(),
+                crate::threads::SERVICE_STACK,
+                move || read_events(inotify, &hub, &closing),
+            )?
         };
         Ok((hub, thread, anchor))
     }
