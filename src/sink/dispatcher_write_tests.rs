@@ -58,9 +58,16 @@ impl Trickle {
         });
     }
 
-    /// The time (record number + 1) the positions file holds for container "c".
+    /// The time (record number + 1) the positions file holds for container "c". Read
+    /// from a copy: opening the live file would write beside the dispatcher.
     fn written(&self) -> Option<i64> {
-        let path = self.dir.path().join("positions.json");
+        let copy = tempfile::tempdir().unwrap();
+        let path = copy.path().join("positions.json");
+        match std::fs::copy(self.dir.path().join("positions.json"), &path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("copy positions: {e}"),
+        }
         let saved = Positions::open(&path, Timestamp::from_nanos(0)).unwrap();
         saved.get(&ContainerId::new("c")).map(|p| p.time.as_nanos())
     }

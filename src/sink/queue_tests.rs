@@ -321,12 +321,7 @@ fn the_share_counts_bytes() {
     quiet.send_all(&mut big(1, 1_000, 99)).unwrap();
     assert_eq!(rx.observer().snapshot().records, 3);
     drop(quiet);
-    let mut n = 0;
-    while n < 51 {
-        n += rx
-            .take_batch(10, usize::MAX, Instant::now() + Duration::from_millis(20))
-            .len();
-    }
+    take_all(&rx, 51);
     flood.join().unwrap().unwrap();
 }
 
@@ -357,24 +352,12 @@ fn a_producer_whose_next_record_does_not_fit_its_share_lets_others_in() {
     }
     // 1,400 of its 2,000 bytes are used: the next 700 do not fit. The quiet record must
     // get in with no batch taken (a hang here is the bug).
-    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-    let sender = std::thread::spawn(move || {
-        let sent = quiet.send_all(&mut big(1, 700, 99));
-        let _ = done_tx.send(());
-        sent
-    });
     assert!(
-        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+        sent_in_time(quiet, big(1, 700, 99)),
         "the quiet record waited behind the noisy producer's share"
     );
-    assert_eq!(sender.join().unwrap(), Ok(()));
     assert_eq!(rx.observer().snapshot().records, 3);
-    let mut n = 0;
-    while n < 51 {
-        n += rx
-            .take_batch(10, usize::MAX, Instant::now() + Duration::from_millis(20))
-            .len();
-    }
+    take_all(&rx, 51);
     flood.join().unwrap().unwrap();
 }
 
@@ -388,20 +371,34 @@ fn a_group_is_queued_whole_past_the_share() {
     for r in &mut group[..3] {
         r.continues = true;
     }
-    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-    let sender = std::thread::spawn(move || {
-        let sent = tx.send_all(&mut group);
-        let _ = done_tx.send(());
-        sent
-    });
-    assert!(
-        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
-        "the group stopped at the share"
-    );
-    assert_eq!(sender.join().unwrap(), Ok(()));
+    assert!(sent_in_time(tx, group), "the group stopped at the share");
     assert_eq!(rx.observer().snapshot().records, 4, "a share is 2 records");
     other.send_all(&mut sample_records(1, "other")).unwrap();
     let batch = rx.take_batch(2, usize::MAX, Instant::now());
     let got: Vec<&str> = batch.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(got, ["r 0", "r 1", "r 2", "r 3"], "the whole group, alone");
+}
+
+/// Takes batches until `n` records came.
+fn take_all(rx: &Consumer, n: usize) {
+    let mut got = 0;
+    while got < n {
+        let far = Instant::now() + Duration::from_millis(20);
+        got += rx.take_batch(10, usize::MAX, far).len();
+    }
+}
+
+/// Sends `records` from another thread, with nothing taken meanwhile: whether every one
+/// was queued within 30 s (a hang catcher: blocked means it never returns).
+fn sent_in_time(tx: Producer, mut records: Vec<Record>) -> bool {
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let sender = std::thread::spawn(move || {
+        let sent = tx.send_all(&mut records);
+        let _ = done_tx.send(sent);
+    });
+    let sent = done_rx.recv_timeout(Duration::from_secs(30));
+    if sent.is_ok() {
+        sender.join().unwrap();
+    }
+    sent == Ok(Ok(()))
 }
