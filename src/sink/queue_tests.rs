@@ -273,14 +273,7 @@ fn a_noisy_producer_holds_at_most_a_quarter_and_a_quiet_one_gets_in() {
     let (noisy, rx) = bounded(100, usize::MAX);
     let quiet = noisy.clone();
     let flood = std::thread::spawn(move || noisy.send_all(&mut records(1_000)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rx.observer().snapshot().records < 25 {
-        assert!(
-            Instant::now() < deadline,
-            "the noisy producer never queued its share"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    queued_at_least(&rx, 25, "the noisy producer never queued its share");
     // Nothing was taken yet: the quiet record still gets in, beside the noisy share.
     let mut one = sample_records(1, "quiet");
     quiet.send_all(&mut one).unwrap();
@@ -311,11 +304,7 @@ fn the_share_counts_bytes() {
     let (noisy, rx) = bounded(1_000, unit * 8);
     let quiet = noisy.clone();
     let flood = std::thread::spawn(move || noisy.send_all(&mut big(50, 1_000, 0)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rx.observer().snapshot().records < 2 {
-        assert!(Instant::now() < deadline, "never queued");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    queued_at_least(&rx, 2, "never queued");
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(rx.observer().snapshot().records, 2, "a quarter of 8 units");
     quiet.send_all(&mut big(1, 1_000, 99)).unwrap();
@@ -345,11 +334,7 @@ fn a_producer_whose_next_record_does_not_fit_its_share_lets_others_in() {
     let (noisy, rx) = bounded(1_000, 8_000);
     let quiet = noisy.clone();
     let flood = std::thread::spawn(move || noisy.send_all(&mut big(50, 700, 0)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rx.observer().snapshot().records < 2 {
-        assert!(Instant::now() < deadline, "never queued");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    queued_at_least(&rx, 2, "never queued");
     // 1,400 of its 2,000 bytes are used: the next 700 do not fit. The quiet record must
     // get in with no batch taken (a hang here is the bug).
     assert!(
@@ -401,4 +386,13 @@ fn sent_in_time(tx: Producer, mut records: Vec<Record>) -> bool {
         sender.join().unwrap();
     }
     sent == Ok(Ok(()))
+}
+
+/// Waits (bounded: a hang catcher) until at least `n` records are queued.
+fn queued_at_least(rx: &Consumer, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rx.observer().snapshot().records < n {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
