@@ -1,6 +1,7 @@
 //! A live files-mode follower woken by inotify (no daemon): with the safety re-check at
 //! 60 s, a line written, and two rotations in quick succession, still arrive within 10 s
-//! (so it was the event that woke it); the container's exit wakes it to end; without
+//! (so it was the event that woke it); the container's exit wakes it to end; a follower
+//! busy with a backlog drops its watch and takes it again once caught up; without
 //! inotify it polls (and the fallback is counted).
 
 use std::fs::{self, OpenOptions};
@@ -77,12 +78,38 @@ fn live(
     );
     let wake = follower.ctx.wake.clone();
     let (done_tx, done) = crossbeam_channel::bounded(1);
+    // The container exits: the supervisor sets the flag and raises the wake. When `f`
+    // panics, the queue closes too, or the scope would wait for the follower for ever.
+    struct Exits {
+        exited: Arc<std::sync::atomic::AtomicBool>,
+        wake: Arc<crate::capture::watch::Wake>,
+        rx: Option<Consumer>,
+    }
+    impl Exits {
+        fn exit(&self) {
+            self.exited.store(true, Ordering::SeqCst);
+            self.wake.notify();
+        }
+    }
+    impl Drop for Exits {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.rx.take();
+                self.exit();
+            }
+        }
+    }
     std::thread::scope(|s| {
         s.spawn(move || done_tx.send(follower.run().reason));
-        f(&rx);
-        // The container exits: the supervisor sets the flag and raises the wake.
-        exited.store(true, Ordering::SeqCst);
-        wake.notify();
+        let exits = Exits {
+            exited,
+            wake,
+            rx: Some(rx),
+        };
+        if let Some(rx) = &exits.rx {
+            f(rx);
+        }
+        exits.exit();
         done.recv_timeout(WITHIN)
             .expect("the exit woke the follower")
     })
@@ -134,6 +161,57 @@ fn two_rotations_in_quick_succession_lose_nothing_for_a_watched_follower() {
         assert_eq!(got, ["a1", "a2", "b1", "c1"]);
     });
     assert_eq!(metrics.file_rotations.get(), 2);
+}
+
+#[test]
+fn a_busy_follower_drops_its_watch_until_it_has_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &[("stdout", 1, "first\n")]);
+    // A backlog of several read chunks (64 KiB); the test's queue holds 25 of this
+    // follower's records, so it waits on the queue in the middle of it.
+    const BACKLOG: u32 = 3000;
+    let backlog: String = (0..BACKLOG)
+        .map(|i| entry(i + 2, &format!("b{i}")))
+        .collect();
+    assert!(backlog.len() > 3 * 64 * 1024);
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let watcher = Watcher::start(metrics.inotify_fallbacks.clone(), &Shutdown::new());
+    let reason = live(dir.path(), &watcher, metrics.clone(), |rx| {
+        let mut got = Vec::new();
+        collect(rx, 1, &mut got);
+        assert_eq!(watcher.watching().readers(), 1, "idle: watched");
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(log_path(dir.path()))
+            .unwrap();
+        f.write_all(backlog.as_bytes()).unwrap();
+        // Taken a queue's worth at a time: the follower is held inside the backlog.
+        let deadline = Instant::now() + WITHIN;
+        let mut unwatched_while_busy = false;
+        while got.len() < 1 + BACKLOG as usize && Instant::now() < deadline {
+            unwatched_while_busy |= watcher.watching().readers() == 0;
+            got.extend(queued(rx).into_iter().map(|r| r.message));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(got.len(), 1 + BACKLOG as usize, "the backlog, all of it");
+        assert!(unwatched_while_busy, "no watch while reading a backlog");
+        let deadline = Instant::now() + WITHIN;
+        while watcher.watching().readers() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(watcher.watching().readers(), 1, "caught up: watched again");
+        // Woken by inotify again (the re-check is 60 s away).
+        append(dir.path(), 1, "after");
+        collect(rx, 2 + BACKLOG as usize, &mut got);
+        assert_eq!(got.last().map(String::as_str), Some("after"));
+        let expected: Vec<String> = std::iter::once("first".to_owned())
+            .chain((0..BACKLOG).map(|i| format!("b{i}")))
+            .chain(std::iter::once("after".to_owned()))
+            .collect();
+        assert_eq!(got, expected, "each line once, in order");
+    });
+    assert_eq!(reason, EndReason::Eof);
+    assert_eq!(metrics.inotify_fallbacks.get(), 0);
 }
 
 #[test]
