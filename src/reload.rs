@@ -13,9 +13,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::capturer::{Ended, FatalError};
@@ -38,7 +37,10 @@ pub struct ReloadSource {
 pub(crate) struct Reloads {
     state: Mutex<State>,
     shutdown: Shutdown,
-    closed: Shutdown,
+    /// Dropped by [`Reloads::close`]: its receiver `closed` then ends the reload thread's
+    /// wait (no timer: the thread sleeps until a SIGHUP or the end).
+    closing: Mutex<Option<Sender<()>>>,
+    closed: Receiver<()>,
 }
 
 struct State {
@@ -69,6 +71,7 @@ pub(crate) struct Next {
 impl Reloads {
     /// Shutdown stops the running configuration too.
     pub fn new(current: Config, shutdown: Shutdown) -> Arc<Reloads> {
+        let (closing, closed) = crossbeam_channel::bounded(0);
         let reloads = Arc::new(Reloads {
             state: Mutex::new(State {
                 current,
@@ -79,7 +82,8 @@ impl Reloads {
                 last_refused: 0,
             }),
             shutdown: shutdown.clone(),
-            closed: Shutdown::new(),
+            closing: Mutex::new(Some(closing)),
+            closed,
         });
         let on_stop = Arc::downgrade(&reloads);
         shutdown.on_trigger(move || {
@@ -134,7 +138,11 @@ impl Reloads {
 
     /// Ends the reload thread.
     pub fn close(&self) {
-        self.closed.trigger();
+        self.closing.lock().take();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closing.lock().is_none()
     }
 
     /// Makes `next` the pending reload and stops the running configuration; false (and
@@ -183,12 +191,14 @@ pub(crate) fn serve(
     health: &Health,
 ) {
     loop {
-        match source.requests.recv_timeout(Duration::from_millis(200)) {
-            Ok(()) => {}
-            Err(RecvTimeoutError::Timeout) if !reloads.closed.is_triggered() => continue,
-            Err(_) => return,
+        select! {
+            recv(source.requests) -> request => if request.is_err() {
+                return;
+            },
+            // Only ever disconnected, by `close`.
+            recv(reloads.closed) -> _ => return,
         }
-        if reloads.closed.is_triggered() {
+        if reloads.is_closed() {
             return;
         }
         log::info!("SIGHUP: reloading the configuration");

@@ -37,6 +37,10 @@ use crate::sink::queue::Producer;
 
 /// How many followers may be opening a logs request at the same time.
 const CONCURRENT_OPENS: usize = 8;
+/// How often idle pooled Docker connections are looked at, at least and at most: a
+/// quarter of `docker.idle_timeout` in between.
+const PURGE_MIN: Duration = Duration::from_secs(1);
+const PURGE_MAX: Duration = Duration::from_secs(10);
 
 /// Messages to the supervisor.
 pub enum SupEvent {
@@ -198,17 +202,20 @@ impl Supervisor {
         self.shutdown.on_trigger(move || {
             let _ = wake.send(SupEvent::Wake);
         });
-        let mut last_purge = Instant::now();
+        // Idle pooled connections are closed at most a quarter of idle_timeout late; the
+        // thread wakes for nothing else (events and shutdown come on `events`).
+        let every = (self.client.settings().idle_timeout / 4).clamp(PURGE_MIN, PURGE_MAX);
+        let mut next_purge = Instant::now() + every;
         while !self.shutdown.is_triggered() {
-            match self.events.recv_timeout(Duration::from_millis(500)) {
+            match self.events.recv_deadline(next_purge) {
                 Ok(ev) => self.handle(ev),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             // No periodic ping: the events stream being up shows that Docker answers, and a
             // ping would keep pooled connections in rotation past idle_timeout.
-            if last_purge.elapsed() >= Duration::from_secs(1) {
-                last_purge = Instant::now();
+            if Instant::now() >= next_purge {
+                next_purge = Instant::now() + every;
                 self.client.purge_idle();
             }
         }

@@ -104,6 +104,10 @@ impl DockerClient {
         &self.metrics
     }
 
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
     /// Closes pooled connections idle for longer than `docker.idle_timeout`, without
     /// touching the others and without any I/O (dockerd never closes idle connections;
     /// ureq's pool only expires them when asked for a connection).

@@ -8,10 +8,11 @@
 //! is buffered for them. (tiny_http, used before, spawned a thread per idle connection and
 //! kept them, and aborted the process on a request announcing a huge body.)
 //!
-//! `unblock()` stops it: the accept loop (a non-blocking listener polled every 100 ms, so
-//! nothing can keep it from seeing the stop) ends, the queue is closed, and `serve`
-//! returns once the workers are joined; a worker spends at most 1 s reading a request and
-//! 5 s writing its answer, however slowly the client reads.
+//! `unblock()` stops it: it raises the stop and connects to the listener once, which
+//! ends the accept loop's blocking `accept` (no timer: an idle server never wakes, and a
+//! scrape is accepted at once); the queue is closed, and `serve` returns once the workers
+//! are joined; a worker spends at most 1 s reading a request and 5 s writing its answer,
+//! however slowly the client reads.
 
 pub mod request;
 
@@ -37,8 +38,10 @@ const QUEUED: usize = 8;
 const HEAD_DEADLINE: Duration = Duration::from_secs(1);
 /// Time a client has to take the whole answer.
 const WRITE_DEADLINE: Duration = Duration::from_secs(5);
-/// How often the accept loop looks for a connection or the stop.
-const ACCEPT_POLL: Duration = Duration::from_millis(100);
+/// How long `unblock` tries to connect to the listener to wake its accept, each attempt.
+const WAKE_CONNECT: Duration = Duration::from_secs(1);
+/// Attempts to wake the accept loop (a full backlog makes a connect wait).
+const WAKE_ATTEMPTS: u32 = 5;
 
 /// What the handlers read.
 pub struct State {
@@ -58,7 +61,6 @@ pub struct Server {
 pub fn bind(listen: &str) -> Result<Server, String> {
     let err = |e: io::Error| format!("server.listen = {listen:?}: cannot listen on it: {e}");
     let listener = TcpListener::bind(listen).map_err(err)?;
-    listener.set_nonblocking(true).map_err(err)?;
     let addr = listener.local_addr().map_err(err)?;
     Ok(Server {
         listener,
@@ -73,10 +75,33 @@ impl Server {
         self.addr
     }
 
-    /// Makes `serve` return (within `ACCEPT_POLL`, plus what the workers are finishing).
+    /// Makes `serve` return (once the workers finished what they answer): raises the
+    /// stop, then connects to the listener, which the accept loop takes as its wake-up.
     pub fn unblock(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        let to = wake_addr(self.addr);
+        for attempt in 1..=WAKE_ATTEMPTS {
+            match TcpStream::connect_timeout(&to, WAKE_CONNECT) {
+                Ok(_) => return,
+                Err(e) if attempt == WAKE_ATTEMPTS => log::error!(
+                    "server: cannot connect to {to} to stop its accept loop: {e}; \
+                     it stops at its next connection"
+                ),
+                Err(e) => log::debug!("server: waking the accept loop: {e}; again"),
+            }
+        }
     }
+}
+
+/// Where to connect to reach a listener on `addr`: an unspecified address (all
+/// interfaces) is reached on the loopback of its family.
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 /// Serves until `server.unblock()` is called.
@@ -97,23 +122,21 @@ pub fn serve(server: &Server, state: &State) {
                 log::error!("server: cannot spawn a worker: {e}");
             }
         }
-        while !server.stop.load(Ordering::SeqCst) {
-            match server.listener.accept() {
-                Ok((conn, _)) => {
-                    if let Err(e) = conn.set_nonblocking(false) {
-                        log::debug!("server: {e}");
-                        continue;
+        loop {
+            let accepted = server.listener.accept();
+            // A connection after the stop is `unblock`'s wake-up (or too late): closed.
+            if server.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match accepted {
+                Ok((conn, _)) => match tx.try_send(conn) {
+                    Ok(()) => {}
+                    // Dropping the connection closes it: too many waiting already.
+                    Err(TrySendError::Full(_)) => {
+                        log::debug!("server: busy, connection closed")
                     }
-                    match tx.try_send(conn) {
-                        Ok(()) => {}
-                        // Dropping the connection closes it: too many waiting already.
-                        Err(TrySendError::Full(_)) => {
-                            log::debug!("server: busy, connection closed")
-                        }
-                        Err(TrySendError::Disconnected(_)) => break,
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+                    Err(TrySendError::Disconnected(_)) => break,
+                },
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and the like: do not spin.

@@ -19,6 +19,13 @@ use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::shutdown::Shutdown;
 
+/// The longest an idle dispatcher sleeps: positions changed by other threads with nothing
+/// delivered (a destroyed container forgotten, a host file's start) are written this late
+/// at most. Delivered ones follow `write_interval`.
+const IDLE_TICK: Duration = Duration::from_secs(5);
+/// How soon an idle dispatcher tries again a positions write that failed.
+const RETRY_TICK: Duration = Duration::from_millis(250);
+
 /// Batch limits and the drain budget, from `[pipeline]`.
 #[derive(Clone, Debug)]
 pub struct BatchSettings {
@@ -156,7 +163,7 @@ impl Dispatcher {
     /// Rewrites the positions file with what was acknowledged (see `Unwritten` for when);
     /// fsyncs it every `flush_interval` and when `force`d. A failed write
     /// (disk full, read-only, permission) is counted, shown on `/health`, and tried again
-    /// after the next batch or idle second; capture goes on meanwhile.
+    /// after the next batch, or within `RETRY_TICK` when idle; capture goes on meanwhile.
     fn persist(&mut self, force: bool) {
         let sync = force || self.last_sync.elapsed() >= self.settings.flush_interval;
         if !sync && !self.positions.is_dirty() {
@@ -203,15 +210,29 @@ impl Dispatcher {
         Some(seen + self.settings.shutdown_timeout)
     }
 
+    /// When an idle dispatcher must look at its positions again: when the delivered ones
+    /// waited `write_interval`, when the file is due to be fsynced, soon while a write
+    /// fails (or positions changed with nothing delivered: a container forgotten), and
+    /// otherwise after [`IDLE_TICK`] (positions changed by others meanwhile).
+    fn idle_wake(&self) -> Instant {
+        let now = Instant::now();
+        let mut wake = now + IDLE_TICK;
+        if let Some(due) = self.unwritten.due_at(self.settings.write_interval) {
+            wake = wake.min(due);
+        }
+        if self.unsynced {
+            wake = wake.min(self.last_sync + self.settings.flush_interval);
+        }
+        if self.persist_failing || self.positions.is_dirty() && self.unwritten.since.is_none() {
+            wake = wake.min(now + RETRY_TICK);
+        }
+        wake
+    }
+
     /// Collects the next batch; `None` once the producers are gone and the queue is empty.
     fn next_batch(&mut self) -> Option<Vec<Record>> {
         loop {
-            let tick = Instant::now() + Duration::from_millis(250);
-            let wake = match self.unwritten.due_at(self.settings.write_interval) {
-                Some(due) => due.min(tick),
-                None => tick,
-            };
-            match self.rx.wait_nonempty(wake) {
+            match self.rx.wait_nonempty(self.idle_wake()) {
                 Ok(true) => break,
                 Ok(false) => {
                     let waiting = self.unwritten.since.is_some()
