@@ -75,7 +75,7 @@ scale_scenario() {
             read -r el dcpu kcpu ccpu recs <<<"$(scale_window "$CAP_PID")"
             rss=$(rss_kib "$CAP_PID" VmRSS); thr=$(count "$CAP_PID" task); fds=$(count "$CAP_PID" fd)
             lat=$(first_records "$WORK/out.jsonl" "$SCALE_STARTS" "$PREFIX-scale-new-$mode-$n")
-            read -r p50 _ seen <<<"$lat"
+            read -r p50 _ seen _ <<<"$lat"
             stop_capturer
             docker ps -aq --filter "name=$PREFIX-scale-new-" | xargs -r -n 4 docker rm -f >/dev/null
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$mode" "$followed" \

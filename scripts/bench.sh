@@ -142,16 +142,28 @@ stop_capturer() {
     kill -TERM "$CAP_PID"; wait "$CAP_PID" || true; CAP_PID=""
 }
 
-first_records() { # $1 = sink file, $2 = starts, $3 = name prefix: prints "p50_ms p99_ms seen"
+first_records() { # $1 = sink file, $2 = starts, $3 = name prefix: prints "p50_ms p99_ms seen event_p50_ms after_event_p50_ms"
     # Starts $2 containers one at a time, named $3-<i>, each printing a line at once, and
     # times each line from its Docker timestamp to its record appearing in the sink file.
+    # Also split in two: dockerd's `start` event time (from `docker events`) minus the
+    # line's timestamp (dockerd's part: the capturer cannot start following before it),
+    # and the record's appearance minus the event time (the capturer's part).
     python3 - "$1" "$2" "$3" "$IMAGE" <<'PY'
-import json, subprocess, sys, time, datetime
+import json, subprocess, sys, threading, time, datetime
 path, starts, prefix, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def ts(s):  # RFC 3339 with 9 digits, Z
     base = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
     return base.timestamp() + int(s[20:29]) / 1e9
-lat = []
+events = {}
+ev = subprocess.Popen(["docker", "events", "--filter", "type=container", "--filter", "event=start",
+                       "--format", "{{.Actor.Attributes.name}} {{.TimeNano}}"], stdout=subprocess.PIPE, text=True)
+def read_events():
+    for line in ev.stdout:
+        name, t = line.split()
+        events[name] = int(t) / 1e9
+threading.Thread(target=read_events, daemon=True).start()
+time.sleep(0.5)
+lat, to_event, after_event = [], [], []
 f = open(path, "a+"); f.seek(0, 2)
 buf = ""
 for i in range(starts):
@@ -166,16 +178,16 @@ for i in range(starts):
             *lines, buf = buf.split("\n")
             hit = [json.loads(l) for l in lines if f'"first-{i}"' in l]
             if hit:
-                lat.append(time.time() - ts(hit[0]["time"]))
+                now, t = time.time(), ts(hit[0]["time"])
+                lat.append(now - t)
+                if name in events:
+                    to_event.append(events[name] - t); after_event.append(now - events[name])
                 break
         else:
             time.sleep(0.0005)
-lat.sort()
-if not lat:
-    print("null null 0")
-    sys.exit(0)
-p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
-print(f"{p(0.5):.1f} {p(0.99):.1f} {len(lat)}")
+ev.kill()
+p = lambda xs, q: f"{sorted(xs)[min(len(xs) - 1, int(q * len(xs)))] * 1000:.1f}" if xs else "null"
+print(p(lat, 0.5), p(lat, 0.99), len(lat), p(to_event, 0.5), p(after_event, 0.5))
 PY
 }
 
@@ -259,11 +271,12 @@ starts_scenario() {
     echo "== scenario 3: start-to-first-record latency over $STARTS container starts"
     start_capturer "$PREFIX-lat-*" now "$READ_FROM"
     LAT=$(first_records "$WORK/out.jsonl" "$STARTS" "$PREFIX-lat")
-    read -r P50 P99 GOT <<<"$LAT"
+    read -r P50 P99 GOT TO_EVENT AFTER_EVENT <<<"$LAT"
     stop_capturer
     docker ps -aq --filter "name=$PREFIX-lat-" | xargs -r -n 4 docker rm -f >/dev/null
-    printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen)\n' "$P50" "$P99" "$GOT" "$STARTS"
-    result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99}"
+    printf 'first record: p50 %s ms, p99 %s ms (%s of %s starts seen); p50 line to start event %s ms (dockerd), start event to record %s ms (capturer)\n' \
+        "$P50" "$P99" "$GOT" "$STARTS" "$TO_EVENT" "$AFTER_EVENT"
+    result first_record_latency "{\"starts\": $STARTS, \"seen\": $GOT, \"p50_ms\": $P50, \"p99_ms\": $P99, \"line_to_event_p50_ms\": $TO_EVENT, \"event_to_record_p50_ms\": $AFTER_EVENT}"
 }
 if [ -n "$ONLY_STARTS" ]; then
     starts_scenario

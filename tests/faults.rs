@@ -23,8 +23,6 @@ const RSS_LIMIT_KIB: u64 = 64 * 1024;
 const WATCH: Duration = Duration::from_secs(5);
 /// A stop takes 2 s at most (reads time out within 1 s); 5x that is a hang.
 const STOP_HANG: Duration = Duration::from_secs(10);
-/// Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux).
-const TICKS: f64 = 100.0;
 
 /// The capturer (dropped first) on its own fake daemon. Its checks are judged by
 /// [`finish`](Self::finish), or on Drop if a test returns without calling it.
@@ -70,28 +68,11 @@ impl Fixture {
             .unwrap_or(0)
     }
 
-    /// User + system CPU seconds used so far.
-    fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.cap.pid())).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest.split(' ').collect())
-            .unwrap_or_default();
-        let tick = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (tick(11) + tick(12)) / TICKS
-    }
-
     /// CPU seconds used over the next `d`.
     fn cpu_over(&self, d: Duration) -> f64 {
-        let before = self.cpu_secs();
+        let before = self.cap.cpu_secs();
         std::thread::sleep(d);
-        self.cpu_secs() - before
+        self.cap.cpu_secs() - before
     }
 
     /// `log_capturer_docker_http_errors_total{endpoint="<endpoint>"}`.

@@ -200,6 +200,24 @@ impl Capturer {
         self.child.id()
     }
 
+    /// User + system CPU seconds the process used so far (clock ticks of 10 ms).
+    pub fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').collect())
+            .unwrap_or_default();
+        let tick = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // After comm: utime and stime are the 12th and 13th fields; USER_HZ is 100.
+        (tick(11) + tick(12)) / 100.0
+    }
+
     /// Every record written so far.
     pub fn records(&self) -> Vec<Value> {
         read_records(&self.out)

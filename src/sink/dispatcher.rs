@@ -210,6 +210,19 @@ impl Dispatcher {
         Some(seen + self.settings.shutdown_timeout)
     }
 
+    /// What an idle dispatcher has due: positions that waited `write_interval` (or changed
+    /// with nothing delivered: a container forgotten), an fsync due. Returns when to look
+    /// again, which must be in the future unless a write failed, or the wait would spin.
+    fn idle_work(&mut self) -> Instant {
+        let waiting =
+            self.unwritten.since.is_some() && !self.unwritten.due(self.settings.write_interval);
+        let sync_due = self.unsynced && self.last_sync.elapsed() >= self.settings.flush_interval;
+        if sync_due || !waiting && (self.positions.is_dirty() || self.unsynced) {
+            self.persist(false);
+        }
+        self.idle_wake()
+    }
+
     /// When an idle dispatcher must look at its positions again: when the delivered ones
     /// waited `write_interval`, when the file is due to be fsynced, soon while a write
     /// fails (or positions changed with nothing delivered: a container forgotten), and
@@ -220,7 +233,7 @@ impl Dispatcher {
         if let Some(due) = self.unwritten.due_at(self.settings.write_interval) {
             wake = wake.min(due);
         }
-        if self.unsynced {
+        if self.unsynced && !self.persist_failing {
             wake = wake.min(self.last_sync + self.settings.flush_interval);
         }
         if self.persist_failing || self.positions.is_dirty() && self.unwritten.since.is_none() {
@@ -232,15 +245,10 @@ impl Dispatcher {
     /// Collects the next batch; `None` once the producers are gone and the queue is empty.
     fn next_batch(&mut self) -> Option<Vec<Record>> {
         loop {
-            match self.rx.wait_nonempty(self.idle_wake()) {
+            let wake = self.idle_work();
+            match self.rx.wait_nonempty(wake) {
                 Ok(true) => break,
-                Ok(false) => {
-                    let waiting = self.unwritten.since.is_some()
-                        && !self.unwritten.due(self.settings.write_interval);
-                    if !waiting && (self.positions.is_dirty() || self.unsynced) {
-                        self.persist(false);
-                    }
-                }
+                Ok(false) => {}
                 Err(_) => return None,
             }
         }

@@ -3,6 +3,7 @@
 //! unwritten (the SIGKILL bound of the README's Guarantees); `write_interval = 0` writes
 //! after every batch; positions that wait are written at the interval without new batches.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,9 @@ use super::*;
 use crate::capture::record::ContainerId;
 use crate::capture::timestamp::Timestamp;
 use crate::sink::queue;
+
+/// Numbers the dispatcher threads, so a test finds its own in /proc.
+static NAMES: AtomicUsize = AtomicUsize::new(0);
 
 /// A dispatcher writing to a positions file in a temporary directory, fed one record at a
 /// time: each is sent once the one before was acknowledged, so each is its own batch.
@@ -44,8 +48,37 @@ impl Trickle {
             positions,
             metrics,
             tx: Some(tx),
-            thread: Some(std::thread::spawn(move || d.run())),
+            thread: Some(
+                std::thread::Builder::new()
+                    .name(format!("dw-{}", NAMES.fetch_add(1, Ordering::Relaxed)))
+                    .spawn(move || d.run())
+                    .unwrap(),
+            ),
         }
+    }
+
+    /// CPU time (clock ticks, utime + stime) the dispatcher's thread has used so far.
+    fn cpu_ticks(&self) -> u64 {
+        let name = self
+            .thread
+            .as_ref()
+            .unwrap()
+            .thread()
+            .name()
+            .unwrap()
+            .to_owned();
+        for task in std::fs::read_dir("/proc/thread-self/..").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+                // After the ")" closing comm: state is field 3; utime, stime are 14, 15.
+                let rest = &stat[stat.rfind(')').unwrap() + 2..];
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                return f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+            }
+        }
+        panic!("no thread named {name}");
     }
 
     /// Sends record `i` (of `records`) alone and waits until it is acknowledged.
@@ -141,6 +174,34 @@ fn waiting_positions_are_written_at_the_interval() {
     }
     eventually("written without another batch", || t.written() == Some(3));
     t.stop();
+}
+
+/// Positions waiting for `write_interval` while an fsync is due (`flush_interval` passed
+/// after a write without one): the idle dispatcher writes them with the fsync and sleeps;
+/// it does not spin until the interval. Its thread's CPU time over the wait is the measure (a spin takes a core; an
+/// idle thread takes nothing, however loaded the machine).
+#[test]
+fn an_idle_dispatcher_sleeps_while_positions_wait_and_a_sync_is_due() {
+    let mut s = settings();
+    s.records = 1;
+    s.write_interval = Duration::from_secs(3);
+    s.flush_interval = Duration::from_millis(100);
+    let t = Trickle::start(s);
+    let all = records(2);
+    // The second record's batch writes the first's position first, without an fsync.
+    t.one(&all, 0);
+    t.one(&all, 1);
+    assert_eq!(t.written(), Some(1));
+    let before = t.cpu_ticks();
+    std::thread::sleep(Duration::from_millis(1500));
+    let used = t.cpu_ticks() - before;
+    // Clock ticks are 10 ms: a spin would show about 150 here.
+    assert!(
+        used <= 5,
+        "the idle dispatcher used {used} ticks of CPU in 1.5 s"
+    );
+    assert_eq!(t.written(), Some(2), "written with the fsync that came due");
+    assert_eq!(t.stop(), Some(2));
 }
 
 #[test]
