@@ -13,6 +13,11 @@ use crate::docker::frame::{FrameBuffer, FrameError, StreamKind};
 
 /// Bound of one frame's payload: Docker's are 16 KiB plus a timestamp.
 const MAX_FRAME: usize = 1 << 20;
+/// A follower's read buffer at first: an idle stream (most of them, on a host with many
+/// containers) needs no more, and each byte of it is resident memory per container.
+const FIRST_READ_BUFFER: usize = 4 * 1024;
+/// What the read buffer grows to once a read fills it (a busy stream), in bigger reads.
+pub const BUSY_READ_BUFFER: usize = 32 * 1024;
 
 /// Something other than a line that the caller should know about.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,7 +104,7 @@ impl LogDecoder {
         let strip_cr = tty.unwrap_or(false);
         LogDecoder {
             tty,
-            frames: FrameBuffer::new(32 * 1024, MAX_FRAME),
+            frames: FrameBuffer::new(FIRST_READ_BUFFER, MAX_FRAME),
             state: State {
                 mergers: [
                     LineMerger::new(max_line_bytes, strip_cr),

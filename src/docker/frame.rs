@@ -114,6 +114,13 @@ impl FrameBuffer {
         &mut self.buf[self.end..]
     }
 
+    /// Grows the buffer to at least `len` bytes (never shrinks it).
+    pub fn grow_to(&mut self, len: usize) {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+    }
+
     /// Records that `n` bytes were written into [`spare`](Self::spare).
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());

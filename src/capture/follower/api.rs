@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 
 use super::context::{Context, EndReason, FollowerOutcome, QueueClosed, StartFrom};
 use crate::backoff::Backoff;
-use crate::capture::decode::LogDecoder;
+use crate::capture::decode::{LogDecoder, BUSY_READ_BUFFER};
 use crate::capture::gate::Gate;
 use crate::docker::client::{BodyStream, DockerClient, LogsQuery, ReadOutcome};
 use crate::docker::error::DockerError;
 use crate::metrics::Endpoint;
 
 /// A read smaller than this, soon after the previous one, means a busy stream read too
-/// eagerly.
-const COALESCE_BELOW: usize = 8 * 1024;
+/// eagerly. Half the HTTP input buffer (`docker::client`), which caps a read: a read that
+/// could not be bigger is never "small".
+const COALESCE_BELOW: usize = 4 * 1024;
 const BUSY_GAP: Duration = Duration::from_millis(1);
 const COALESCE_PAUSE: Duration = Duration::from_micros(500);
 /// A body that lasted this long resets the reconnect backoff.
@@ -148,15 +149,22 @@ impl ApiSource<'_> {
     fn pump(&self, mut body: BodyStream, dec: &mut LogDecoder) -> BodyEnd {
         let mut last_data = Instant::now();
         loop {
-            let outcome = body.read(dec.buffer().spare());
+            let spare = dec.buffer().spare();
+            let room = spare.len();
+            let outcome = body.read(spare);
             match outcome {
                 Ok(ReadOutcome::Data(n)) => {
                     dec.buffer().filled(n);
+                    if n == room {
+                        // More was there than the buffer took: a busy stream reads in
+                        // bigger pieces (an idle one keeps its small buffer).
+                        dec.buffer().grow_to(BUSY_READ_BUFFER);
+                    }
                     // dockerd flushes every message: under load, reading each as it comes
                     // costs a wake-up per line. A short pause lets the socket fill instead;
                     // an idle stream (reads further apart) is never delayed.
                     let now = Instant::now();
-                    if n < COALESCE_BELOW && now.duration_since(last_data) < BUSY_GAP {
+                    if n < COALESCE_BELOW && n < room && now.duration_since(last_data) < BUSY_GAP {
                         std::thread::sleep(COALESCE_PAUSE);
                     }
                     last_data = now;
