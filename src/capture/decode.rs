@@ -15,8 +15,9 @@ use crate::docker::frame::{FrameBuffer, FrameError, StreamKind};
 const MAX_FRAME: usize = 1 << 20;
 /// A follower's read buffer at first: an idle stream (most of them, on a host with many
 /// containers) needs no more, and each byte of it is resident memory per container.
-const FIRST_READ_BUFFER: usize = 4 * 1024;
-/// What the read buffer grows to once a read fills it (a busy stream), in bigger reads.
+pub const FIRST_READ_BUFFER: usize = 4 * 1024;
+/// What the read buffer grows to once a read fills it (a busy stream), in bigger reads;
+/// it goes back to [`FIRST_READ_BUFFER`] once the stream is quiet (a read timed out).
 pub const BUSY_READ_BUFFER: usize = 32 * 1024;
 
 /// Something other than a line that the caller should know about.

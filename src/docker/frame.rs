@@ -121,6 +121,16 @@ impl FrameBuffer {
         }
     }
 
+    /// Gives back memory past `len` bytes when nothing is buffered (a stream gone quiet).
+    pub fn shrink_to(&mut self, len: usize) {
+        if self.start == self.end && self.buf.len() > len {
+            self.start = 0;
+            self.end = 0;
+            self.buf.truncate(len.max(HEADER_LEN * 2));
+            self.buf.shrink_to_fit();
+        }
+    }
+
     /// Records that `n` bytes were written into [`spare`](Self::spare).
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
@@ -232,6 +242,20 @@ mod tests {
             );
             assert!(fb.pending().is_empty());
         }
+    }
+
+    #[test]
+    fn a_grown_buffer_shrinks_back_only_when_empty() {
+        let mut fb = FrameBuffer::new(16, 1 << 20);
+        fb.grow_to(1024);
+        assert_eq!(fb.spare().len(), 1024);
+        fb.extend(&frame(1, b"hel")[..6]);
+        fb.shrink_to(16);
+        assert_eq!(fb.spare().len(), 1024 - 6, "a frame is pending: kept");
+        fb.extend(&frame(1, b"hel")[6..]);
+        assert_eq!(drain(&mut fb), vec![(StreamKind::Stdout, b"hel".to_vec())]);
+        fb.shrink_to(16);
+        assert_eq!(fb.spare().len(), 16, "empty: given back");
     }
 
     #[test]

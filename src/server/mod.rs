@@ -79,29 +79,43 @@ impl Server {
     /// stop, then connects to the listener, which the accept loop takes as its wake-up.
     pub fn unblock(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        let to = wake_addr(self.addr);
-        for attempt in 1..=WAKE_ATTEMPTS {
-            match TcpStream::connect_timeout(&to, WAKE_CONNECT) {
-                Ok(_) => return,
-                Err(e) if attempt == WAKE_ATTEMPTS => log::error!(
-                    "server: cannot connect to {to} to stop its accept loop: {e}; \
-                     it stops at its next connection"
-                ),
-                Err(e) => log::debug!("server: waking the accept loop: {e}; again"),
+        let targets = wake_addrs(self.addr);
+        let mut last = None;
+        for _ in 0..WAKE_ATTEMPTS {
+            for to in &targets {
+                match TcpStream::connect_timeout(to, WAKE_CONNECT) {
+                    Ok(_) => return,
+                    Err(e) => {
+                        log::debug!("server: waking the accept loop through {to}: {e}");
+                        last = Some((*to, e));
+                    }
+                }
             }
+        }
+        if let Some((to, e)) = last {
+            log::error!(
+                "server: cannot connect to {to} to stop its accept loop: {e}; \
+                 it stops at its next connection"
+            );
         }
     }
 }
 
-/// Where to connect to reach a listener on `addr`: an unspecified address (all
-/// interfaces) is reached on the loopback of its family.
-fn wake_addr(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
+/// Where to connect to reach a listener on `addr`: a listener on all interfaces is
+/// reached on the loopback (for `::`, IPv6's, then IPv4's: a dual-stack listener takes
+/// both, and IPv6 may be disabled); any other address as it is (an IPv6 scope kept).
+fn wake_addrs(addr: SocketAddr) -> Vec<SocketAddr> {
+    let port = addr.port();
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            vec![SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))]
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => vec![
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+        ],
+        _ => vec![addr],
+    }
 }
 
 /// Serves until `server.unblock()` is called.
@@ -265,3 +279,7 @@ fn route(method: &str, path: &str, state: &State) -> (u16, &'static str, Vec<u8>
         ),
     }
 }
+
+#[cfg(test)]
+#[path = "wake_tests.rs"]
+mod wake_tests;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::context::{Context, EndReason, FollowerOutcome, QueueClosed, StartFrom};
 use crate::backoff::Backoff;
-use crate::capture::decode::{LogDecoder, BUSY_READ_BUFFER};
+use crate::capture::decode::{LogDecoder, BUSY_READ_BUFFER, FIRST_READ_BUFFER};
 use crate::capture::gate::Gate;
 use crate::docker::client::{BodyStream, DockerClient, LogsQuery, ReadOutcome};
 use crate::docker::error::DockerError;
@@ -179,6 +179,8 @@ impl ApiSource<'_> {
                     if self.ctx.stopping() {
                         return BodyEnd::Stopped;
                     }
+                    // Quiet: a burst's bigger buffer is given back.
+                    dec.buffer().shrink_to(FIRST_READ_BUFFER);
                     if self.ctx.tick().is_err() {
                         return BodyEnd::QueueClosed;
                     }

@@ -5,14 +5,14 @@
 //! change in the log's directory (a write, a rotation: `capture::watch`), the supervisor
 //! wakes it (stop, container exited), or `watch::RECHECK` passed; where inotify falls
 //! back it polls (2 ms .. 250 ms, doubling while idle), and so does a busy follower (one
-//! that keeps finding data) until its log was quiet for 8 ms. It follows rotation by identity
+//! that keeps finding data) until its log was quiet for two polls (6 ms). It follows rotation by identity
 //! (device, inode: finish the old file, then the next one of the chain), handles
 //! truncation, and ends once the supervisor says the container exited and the log is read
 //! to its end. Records and positions are the same as in API mode; positions also carry
 //! the file and offset, so a restart resumes exactly.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::context::{Context, EndReason, FollowerOutcome, QueueClosed, StartFrom};
 use crate::capture::decode::LogDecoder;
@@ -32,8 +32,9 @@ const SEND_EVERY: usize = 1024;
 /// Reads in a row that found data before a watched follower drops its watch until it has
 /// caught up (see `follow`).
 const BUSY_READS: u32 = 2;
-/// A follower that dropped its watch while busy polls (from `POLL_MIN`, doubling) until it
-/// found nothing for this long, then takes its watch again.
+/// A follower that dropped its watch while busy polls (from `POLL_MIN`, doubling) until
+/// its poll interval reached this, i.e. its log was quiet for two polls (2 + 4 ms), then
+/// takes its watch again.
 const WATCH_AGAIN_AFTER: Duration = Duration::from_millis(8);
 
 /// A container whose json-file log could be opened.
@@ -111,10 +112,11 @@ impl FileSource<'_> {
         // it is busy (a busy container's every write(2) would be an inotify event,
         // costing dockerd in its write path and us a wake-up per line or two: a flood
         // ran at 250k lines/s watched against 400k+ polled). Caught up, it polls as the
-        // fallback does, which lets a busy log fill between reads, until it found nothing
-        // for `WATCH_AGAIN_AFTER`; then it watches again and reads once more.
+        // fallback does, which lets a busy log fill between reads, until two polls found
+        // nothing (`WATCH_AGAIN_AFTER`); then it watches again and reads once more.
         let mut busy = 0u32;
         let mut paused = false;
+        let mut rewatch_after: Option<Instant> = None;
         let reason = loop {
             if ctx.stopping() {
                 break EndReason::Stopped;
@@ -198,13 +200,21 @@ impl FileSource<'_> {
             if exited && settled {
                 break ctx.finish(&mut dec);
             }
-            if paused && idle >= WATCH_AGAIN_AFTER {
-                // Quiet again: watched, then read once more for what was written before
-                // the watch was back.
-                paused = false;
+            // Quiet again (and not mid-rotation; an exited container's log is complete:
+            // it is read to its end by polling, its directory may be gone already).
+            let rewatch_due = rewatch_after.is_none_or(|t| Instant::now() >= t);
+            if paused && settled && !exited && idle >= WATCH_AGAIN_AFTER && rewatch_due {
                 watch = self.watch(&paths, None);
-                idle = POLL_MIN;
-                continue;
+                if watch.is_some() {
+                    // Read once more for what was written before the watch was back.
+                    paused = false;
+                    rewatch_after = None;
+                    idle = POLL_MIN;
+                    continue;
+                }
+                // No watch now (e.g. `max_user_watches` reached for a moment): poll, and
+                // try again after the re-check period (each failure is counted).
+                rewatch_after = Some(Instant::now() + self.recheck);
             }
             if watch.is_some() {
                 // Settled: sleep until an event; mid-rotation: look again soon.
