@@ -5,10 +5,10 @@
 //! change in the log's directory (a write, a rotation: `capture::watch`), the supervisor
 //! wakes it (stop, container exited), or `watch::RECHECK` passed; where inotify falls
 //! back it polls (2 ms .. 250 ms, doubling while idle), and so does a busy follower (one
-//! that keeps finding data) until its log was quiet for two polls (6 ms). It follows rotation by identity
-//! (device, inode: finish the old file, then the next one of the chain), handles
-//! truncation, and ends once the supervisor says the container exited and the log is read
-//! to its end. Records and positions are the same as in API mode; positions also carry
+//! that keeps finding data) until its log was quiet for two polls (6 ms). It follows
+//! rotation by identity (device, inode: finish the old file, then the next one of the
+//! chain), handles truncation, and ends once the supervisor says the container exited and
+//! the log is read to its end. Records and positions are the same as in API mode; positions also carry
 //! the file and offset, so a restart resumes exactly.
 
 use std::sync::Arc;
