@@ -11,14 +11,14 @@ use super::context::{Context, EndReason, FollowerOutcome, QueueClosed, StartFrom
 use crate::backoff::Backoff;
 use crate::capture::decode::{LogDecoder, BUSY_READ_BUFFER, FIRST_READ_BUFFER};
 use crate::capture::gate::Gate;
-use crate::docker::client::{BodyStream, DockerClient, LogsQuery, ReadOutcome};
+use crate::docker::client::{BodyStream, DockerClient, LogsQuery, ReadOutcome, INPUT_BUFFER};
 use crate::docker::error::DockerError;
 use crate::metrics::Endpoint;
 
 /// A read smaller than this, soon after the previous one, means a busy stream read too
-/// eagerly. Half the HTTP input buffer (`docker::client`), which caps a read: a read that
-/// could not be bigger is never "small".
-const COALESCE_BELOW: usize = 4 * 1024;
+/// eagerly. Half the HTTP input buffer, which caps a read: a read that could not be
+/// bigger is never "small".
+const COALESCE_BELOW: usize = INPUT_BUFFER / 2;
 const BUSY_GAP: Duration = Duration::from_millis(1);
 const COALESCE_PAUSE: Duration = Duration::from_micros(500);
 /// A body that lasted this long resets the reconnect backoff.

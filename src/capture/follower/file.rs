@@ -202,8 +202,12 @@ impl FileSource<'_> {
             }
             // Quiet again (and not mid-rotation; an exited container's log is complete:
             // it is read to its end by polling, its directory may be gone already).
-            let rewatch_due = rewatch_after.is_none_or(|t| Instant::now() >= t);
-            if paused && settled && !exited && idle >= WATCH_AGAIN_AFTER && rewatch_due {
+            if paused
+                && settled
+                && !exited
+                && idle >= WATCH_AGAIN_AFTER
+                && rewatch_after.is_none_or(|t| Instant::now() >= t)
+            {
                 watch = self.watch(&paths, None);
                 if watch.is_some() {
                     // Read once more for what was written before the watch was back.
