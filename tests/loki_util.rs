@@ -121,9 +121,22 @@ impl LokiQuery {
 
     /// Waits until `selector` has at least `n` entries; returns them all.
     pub fn wait_entries(&self, selector: &str, n: usize, timeout: Duration) -> Vec<Entry> {
-        wait_for(timeout, &format!("{n} entries of {selector}"), || {
-            let e = self.entries(selector);
-            (e.len() >= n).then_some(e)
+        // The count last seen goes into the timeout's message: how far it got.
+        let seen = std::cell::Cell::new(0);
+        let what = || format!("{n} entries of {selector}");
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(timeout, &what(), || {
+                let e = self.entries(selector);
+                seen.set(e.len());
+                (e.len() >= n).then_some(e)
+            })
+        }));
+        got.unwrap_or_else(|_| {
+            panic!(
+                "{} not there after {timeout:?}: {} were",
+                what(),
+                seen.get()
+            )
         })
     }
 }
