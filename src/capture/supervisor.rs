@@ -544,7 +544,9 @@ impl Supervisor {
             wake: wake.clone(),
             shaping: resolved.shaping,
         };
-        let follower = Follower {
+        // Boxed: moved into the thread as a pointer, so no stack frame of the thread holds
+        // a copy of it (every follower's stack pages stay resident once touched).
+        let follower = Box::new(Follower {
             ctx: Context::new(
                 container,
                 self.settings.streams,
@@ -556,7 +558,7 @@ impl Supervisor {
             client: self.client.clone(),
             gate: self.gate.clone(),
             files: self.settings.files.clone(),
-        };
+        });
         let notify = self.notify.clone();
         let done_id = id.clone();
         let name = format!("follow-{}", id.short());

@@ -92,7 +92,7 @@ pub struct Follower {
 
 impl Follower {
     /// Follows the container from the source its mode picks, to the end.
-    pub fn run(self) -> FollowerOutcome {
+    pub fn run(&self) -> FollowerOutcome {
         if let Some(files) = &self.files {
             let id = self.ctx.meta.read().id.clone();
             match open_log(&files.root, id.as_str()) {
