@@ -58,7 +58,7 @@ impl ApiSource<'_> {
             };
             // The ID is copied out: a rename must not wait for the request to open.
             let id = ctx.meta().id.clone();
-            let opened = self.client.logs(id.as_str(), &query);
+            let opened = self.open(id.as_str(), &query);
             drop(permit);
             let body_started = Instant::now();
             let end = match opened {
@@ -116,7 +116,7 @@ impl ApiSource<'_> {
         dec.restart();
         let query = self.query(dec, false, false);
         let id = self.ctx.meta().id.clone();
-        match self.client.logs(id.as_str(), &query) {
+        match self.open(id.as_str(), &query) {
             Ok(body) => match self.pump(body, dec) {
                 BodyEnd::QueueClosed => return EndReason::QueueClosed,
                 BodyEnd::Error(e) => log::debug!("follower: final re-read: {e}"),
@@ -125,6 +125,16 @@ impl ApiSource<'_> {
             Err(e) => log::debug!("follower: final re-read: {e}"),
         }
         self.ctx.finish(dec)
+    }
+
+    /// Opens a logs request on a short-lived thread (`threads::run_apart`): the request
+    /// path's stack (about 22 KiB deep, against 9 KiB to read the body) is given back when
+    /// it ends instead of staying resident in every follower (docs/BENCHMARKS.md).
+    fn open(&self, id: &str, query: &LogsQuery) -> Result<BodyStream, DockerError> {
+        let name = format!("open-{}", self.ctx.short());
+        crate::threads::run_apart(&name, crate::threads::OPENER_STACK, || {
+            self.client.logs(id, query)
+        })
     }
 
     fn query(&self, dec: &LogDecoder, first: bool, follow: bool) -> LogsQuery {
