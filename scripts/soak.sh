@@ -259,12 +259,20 @@ for i in $(seq 1 "$LONG"); do
     docker logs "$PREFIX-long-$i" 2>/dev/null | grep -c '^n ' > "$WORK/long-$i.count" || true
     docker rm -f "$PREFIX-long-$i" >/dev/null
 done
-# Idle again: every stream ended, idle keep-alive connections past idle_timeout.
+# Idle again: every stream ended, idle keep-alive connections past idle_timeout. The
+# capturer closes an idle connection at its first purge after idle_timeout (purges run
+# every idle_timeout / 4, here 2.5 s), so the last one returned goes within idle_timeout
+# + 2.5 s of its return: wait for the idle gauge to reach 0, up to idle_timeout + 10 s (a
+# fixed 12 s sleep lost that race in one CI run). A connection that is never closed keeps
+# the gauge up, and the end-state check below fails.
 for _ in $(seq 1 300); do
     [ "$(metric log_capturer_active_streams "$(metrics)")" = 0 ] && break
     sleep 0.1
 done
-sleep 12
+for _ in $(seq 1 $(( (IDLE_TIMEOUT_S + 10) * 5 ))); do
+    [ "$(metric log_capturer_docker_http_idle_connections "$(metrics)")" = 0 ] && break
+    sleep 0.2
+done
 sample > "$WORK/final"
 metrics > "$WORK/metrics.txt"
 RAN_S=$(( $(date +%s) - STARTED + 1 ))
